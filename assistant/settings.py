@@ -37,6 +37,8 @@ class Settings:
     retrieval: str = "hybrid"  # hybrid | dense | lexical
     top_k: int = 5
     candidates: int = 30  # per retriever, before fusion
+    fusion: str = "zscore"  # zscore | rrf (see retrieval.Retriever._fuse)
+    lexical_weight: float = 0.25  # weight of BM25 in zscore fusion, chosen on SweFAQ + SweQUAD-MC dev
     rrf_k: int = 60
     reranker: str | None = None  # a sentence-transformers CrossEncoder name or path; off by default
     # answering

@@ -48,7 +48,7 @@ class Embedder(Embeddings):
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for a passage, prefix and special tokens included."""
-        ids = self.model.tokenizer(self.passage_prefix + text, add_special_tokens=True)["input_ids"]
+        ids = self.model.tokenizer(self.passage_prefix + text, add_special_tokens=True, verbose=False)["input_ids"]
         return len(ids)
 
     def _encode(self, texts: list[str], prefix: str, show_progress: bool = False) -> np.ndarray:
