@@ -22,10 +22,13 @@ run: install
 index: install
 	$(VENV)/bin/assistant index
 
+# ruff, the test suite (pytest exits 5 when no test ran: make fails on it like on any failure),
+# then the regression gate of the evaluation set on the shipped corpus.
 test: install
 	sh scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	$(VENV)/bin/assistant eval --thresholds eval/thresholds.json
 
 lint: install
 	$(VENV)/bin/ruff check .

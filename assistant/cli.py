@@ -191,6 +191,47 @@ def serve(host, port, corpus_dirs, index_dir) -> None:
     launch(assistant)
 
 
+@cli.command(name="eval")
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Frågefil (JSON Lines). Standard: eval/questions.jsonl.")
+@click.option("--thresholds", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON med lägsta godkända värden; avslutar med felkod om något mått hamnar under.")
+@click.option("--per-question", is_flag=True, help="Visa utfallet för varje fråga.")
+@corpus_option
+@index_option
+@json_option
+def eval_command(questions, thresholds, per_question, corpus_dirs, index_dir, as_json) -> None:
+    """Mät återvinning, nyckelfakta, citat, avböjanden och svarstid på frågesetet."""
+    from assistant.evaluation import check_thresholds, evaluate, load_questions
+    from assistant.settings import PROJECT_ROOT
+
+    settings = _settings(corpus_dirs=tuple(corpus_dirs), index_dir=index_dir)
+    path = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
+    if not path.is_file():
+        raise click.ClickException(f"Frågefilen finns inte: {path}")
+    qs = load_questions(path)
+    assistant = _assistant(settings, build_if_missing=False)
+    _run_index(assistant)  # build or update: eval always measures the corpus as it is now
+    report = evaluate(assistant, qs)
+    failures = check_thresholds(report, json.loads(thresholds.read_text())) if thresholds else []
+    if as_json:
+        data = report.to_json()
+        data["threshold_failures"] = failures
+        if not per_question:
+            data.pop("per_question")
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        for line in report.lines():
+            click.echo(line)
+        if per_question:
+            for row in report.per_question:
+                click.echo(json.dumps(row, ensure_ascii=False))
+    if failures:
+        for failure in failures:
+            click.echo(f"Under tröskeln: {failure}", err=True)
+        sys.exit(1)
+
+
 def main() -> None:  # console-script entry point
     cli()
 
