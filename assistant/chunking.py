@@ -14,7 +14,8 @@ from itertools import groupby
 from assistant.text import split_sentences
 from assistant.types import Block, Chunk, SourceDocument
 
-CHUNKER_VERSION = "2"  # bump when the output of this module changes: the index is then rebuilt
+# Bump when the output of this module (or the stored sentence vectors) changes: the index is then rebuilt.
+CHUNKER_VERSION = "3"
 
 
 def chunk_document(

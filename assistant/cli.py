@@ -106,11 +106,16 @@ def _requests(question: str | None, history: tuple[str, ...], batch):
         for line_no, line in enumerate(batch, start=1):
             if not line.strip():
                 continue
+            item = None
             try:
                 item = json.loads(line)
-                yield item.get("id", line_no), str(item["question"]), list(item.get("history") or []), None
+                question = item["question"]
+                if not isinstance(question, str):
+                    raise TypeError(f"question ska vara text, inte {json.dumps(question)}")
+                yield item.get("id", line_no), question, list(item.get("history") or []), None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                yield line_no, "", [], f"rad {line_no}: ogiltig JSON-rad ({exc})"
+                id_ = item.get("id", line_no) if isinstance(item, dict) else line_no  # keep a given id
+                yield id_, "", [], f"rad {line_no}: ogiltig JSON-rad ({exc})"
     elif question:
         yield None, question, list(history), None
     else:

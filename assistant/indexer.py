@@ -31,7 +31,7 @@ from assistant import loaders
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import Embedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore
+from assistant.store import ChunkStore, sentence_rows_for
 from assistant.types import Chunk, IndexReport, SkippedFile
 
 MANIFEST = "manifest.json"
@@ -170,7 +170,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         if total == 0:
             raise IndexBuildError("Inget dokument kunde indexeras; det befintliga indexet (om något) används.")
 
-        vectors = _embed(embedder, new_chunks, settings.embed_batch_size, progress)
+        vectors = _embed(embedder, [c.embedding_text() for c in new_chunks], "bäddar in", progress)
+        sentences = sentence_rows_for(new_chunks)
+        sentence_vectors = _embed(embedder, [r.text for r in sentences], "bäddar in meningar", progress)
         gen_path = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
         try:
             store = ChunkStore(gen_path, embedder)
@@ -178,6 +180,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
                 _copy_kept(old, keep, store, progress)
             if new_chunks:
                 store.add(new_chunks, vectors)
+                store.add_sentences(sentences, sentence_vectors)
             manifest = {"config": config, "files": all_files, "created": time.time(),
                         "chunks": store.count()}
             (gen_path / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -192,14 +195,13 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         return report
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], batch: int, progress: Progress) -> np.ndarray:
+def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress) -> np.ndarray:
     parts = []
-    step = max(batch * 4, 64)
-    for start in range(0, len(chunks), step):
-        progress("bäddar in", start, len(chunks))
-        part = chunks[start : start + step]
-        parts.append(embedder.embed_passages([c.embedding_text() for c in part]))
-    progress("bäddar in", len(chunks), len(chunks))
+    step = max(embedder.batch_size * 4, 64)
+    for start in range(0, len(texts), step):
+        progress(stage, start, len(texts))
+        parts.append(embedder.embed_passages(texts[start : start + step]))
+    progress(stage, len(texts), len(texts))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
 
 
@@ -209,7 +211,12 @@ def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progre
     chunks = [c for c in source.chunks() if c.id in wanted]
     progress("kopierar", 0, len(chunks))
     vectors = source.vectors([c.id for c in chunks])
-    store.add(chunks, np.stack([vectors[c.id] for c in chunks]) if chunks else np.zeros((0, 1)))
+    if chunks:
+        store.add(chunks, np.stack([vectors[c.id] for c in chunks]))
+    rows = [r for r in source.sentence_rows() if r.chunk_id in wanted]
+    if rows:
+        svectors = source.vectors([r.id for r in rows], sentences=True)
+        store.add_sentences(rows, np.stack([svectors[r.id] for r in rows]))
     progress("kopierar", len(chunks), len(chunks))
 
 

@@ -21,6 +21,7 @@ SYSTEM = (
     f"exakt: \"{REFUSAL}\""
 )
 _MARKER = re.compile(r"\[(\d+)\]")
+_MARKERS_AFTER_STOP = re.compile(r"([.!?…])((?:\s*\[\d+\])+)")  # "Mening. [1]": the marker is that sentence's
 
 
 class LLMError(RuntimeError):
@@ -77,7 +78,8 @@ def ground(text: str, hits: list[Hit]) -> tuple[str, list[Citation], bool]:
     numbers: dict[tuple[int, str], int] = {}
     citations: list[Citation] = []
     kept: list[str] = []
-    for sentence in split_sentences(text.strip()):
+    text = _MARKERS_AFTER_STOP.sub(lambda m: m.group(2) + m.group(1), text.strip())  # → "Mening [1]."
+    for sentence in split_sentences(text):
         refs = [int(m) for m in _MARKER.findall(sentence) if 1 <= int(m) <= len(hits)]
         if not refs:
             continue  # an uncited sentence is never shown

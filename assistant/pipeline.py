@@ -101,22 +101,25 @@ class Assistant:
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         hits = result.hits
         t1 = time.perf_counter()
-        answer = self._answer(question, query, list(history), hits, result.query_vector)
+        answer = self._answer(question, query, list(history), hits, result.sentence_sims)
         timings["answer"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = timings
         answer.retrieval_query = query
         return answer
 
-    def is_relevant(self, hits: list[Hit]) -> bool:
-        return bool(hits) and (hits[0].dense or 0.0) >= self.settings.min_relevance
+    def is_relevant(self, query: str, hits: list[Hit]) -> bool:
+        """The calibrated refusal rule (see Settings.min_relevance and max_novelty)."""
+        if not hits or (hits[0].dense or 0.0) < self.settings.min_relevance:
+            return False
+        return self.loaded_index.lexical.novelty(query) <= self.settings.max_novelty
 
     def _refuse(self, question: str, hits: list[Hit], mode: str) -> Answer:
         nearest = hits[:3]
         return Answer(question, extractive.refusal_text(nearest), True, [], mode, nearest=nearest)
 
-    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], qvec) -> Answer:
-        if not question or not self.is_relevant(hits):
+    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], sentence_sims) -> Answer:
+        if not question or not self.is_relevant(query, hits):
             return self._refuse(question, hits, "extractive")
         if self.settings.llm_provider:
             from assistant import llm
@@ -130,8 +133,9 @@ class Assistant:
                     return Answer(question, shown, False, citations, "llm", nearest=[])
             except llm.LLMError:
                 pass  # fall through to the extractive answer: a broken LLM must not break answers
-        scored = extractive.score_sentences(query, qvec, hits, self.embedder)
-        chosen = extractive.select(scored, self.settings.answer_sentences)
+        index = self.loaded_index
+        scored = extractive.score_sentences(query, hits, index, sentence_sims)
+        chosen = extractive.select(scored, self.settings.answer_sentences, index.sentence_vectors)
         if not chosen:
             return self._refuse(question, hits, "extractive")
         text, citations = extractive.compose(chosen)

@@ -39,11 +39,17 @@ class Settings:
     candidates: int = 30  # per retriever, before fusion
     fusion: str = "zscore"  # zscore | rrf (see retrieval.Retriever._fuse)
     lexical_weight: float = 0.25  # weight of BM25 in zscore fusion, chosen on SweFAQ + SweQUAD-MC dev
+    sentence_weight: float = 0.5  # weight of the best-matching sentence beside the whole chunk
     rrf_k: int = 60
     reranker: str | None = None  # a sentence-transformers CrossEncoder name or path; off by default
     # answering
-    min_relevance: float = 0.80  # dense cosine below which the top passage counts as not relevant
-    answer_sentences: int = 3
+    # Refusal rule, calibrated for the default model on the project's eval set + SweFAQ dev questions
+    # (as out-of-domain questions): refuse when the best passage's cosine is below min_relevance, or when
+    # more than max_novelty of the question's (IDF-weighted) terms occur nowhere in the corpus.
+    # Another model has other cosine ranges: recalibrate with `assistant eval`.
+    min_relevance: float = 0.855
+    max_novelty: float = 0.8
+    answer_sentences: int = 4
     # optional LLM (through LangChain): "" (off), "openai" (any compatible endpoint) or "ollama"
     llm_provider: str = ""
     llm_model: str = ""
