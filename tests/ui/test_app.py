@@ -1,0 +1,163 @@
+"""The chat's event handlers in-process, over a real index of the small UI corpus (no browser)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+from ui_corpus import write_ui_corpus
+
+from assistant.embeddings import load_embedder
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+from ui.app import SEARCHING, ChatApp, build, message_text
+from ui.feedback import FeedbackStore
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """One index over the UI corpus; tests copy it when they change files."""
+    root = tmp_path_factory.mktemp("app")
+    corpus = write_ui_corpus(root / "corpus")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=root / "index", feedback_db=root / "feedback.sqlite3")
+    assistant = Assistant(settings, load_embedder(settings))
+    assistant.index()
+    return assistant
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}  # as Gradio 6 hands it back
+
+
+def ask(chat: ChatApp, messages: list[dict], turns: list[dict], question: str):
+    steps = list(chat.answer([*messages, user(question)], turns))
+    messages, turns, panel, _status = steps[-1]
+    return steps, messages, turns, panel
+
+
+def test_answer_streams_then_shows_cited_sources(built):
+    chat = ChatApp(built)
+    steps, messages, turns, panel = ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")
+
+    assert steps[0][0][-1]["content"] == SEARCHING  # something shows at once
+    texts = [s[0][-1]["content"] for s in steps[1:-1]]
+    assert len(texts) >= 3, "the answer should arrive in pieces"
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))  # each piece extends the last
+    final = messages[-1]["content"]
+    assert "Örebro" in final and 'class="cite-ref" href="#kalla-1-1"' in final
+    assert len(turns) == 1 and turns[0]["citations"][0]["source"] == "natverket.pdf"
+    assert 'id="kalla-1-1"' in panel and 'href="/doc/0/natverket.pdf#page=2"' in panel and "<mark>" in panel
+
+
+def test_follow_up_uses_the_conversation(built):
+    chat = ChatApp(built)
+    _, messages, turns, _ = ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")
+    _, messages, turns, panel = ask(chat, messages, turns, "och Malmö då?")
+    assert len(turns) == 2 and not turns[1]["abstained"]
+    assert turns[1]["citations"][0]["source"] == "natverket.pdf"
+    assert 'id="kalla-2-1"' in panel and 'id="kalla-1-1"' in panel
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_refusal_is_a_refusal(built):
+    chat = ChatApp(built)
+    _, messages, turns, panel = ask(chat, [], [], "Hur bakar man surdegsbröd?")
+    assert turns[0]["abstained"] and turns[0]["nearest"]
+    assert messages[-1]["content"].startswith('<div class="refusal" role="note">')
+    assert 'class="refusal"' in panel and 'id="kalla-1-1"' in panel  # nearest passages are offered
+
+
+def test_stale_source_notice(built):
+    chat = ChatApp(built)
+    _, messages, turns, panel = ask(chat, [], [], "Vad är ett idéburet offentligt partnerskap?")
+    assert turns[0]["citations"][0]["source"] == "vagledning/iop.md"
+    assert 'class="stale-note"' in messages[-1]["content"]
+    assert "kontrollerades senast 2020-03-01" in panel
+
+
+def test_no_answer_without_a_new_question(built):
+    chat = ChatApp(built)
+    _, messages, turns, _ = ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")
+    again = list(chat.answer(messages, turns))  # e.g. an empty submit: nothing new to answer
+    assert len(again) == 1 and again[0][0] == messages and again[0][1] == turns
+
+
+def test_feedback_is_stored_and_updated(built):
+    chat = ChatApp(built)
+    turns, comment, status = chat.rate("up", "", [])
+    assert turns == [] and "Ställ en fråga först" in status
+
+    _, _, turns, _ = ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")
+    turns, comment, status = chat.rate("up", "Tydligt svar", turns)
+    assert comment == "" and "Tack" in status
+    turns, _, status = chat.rate("down", "Ändrade mig", turns)
+    assert "uppdaterat" in status
+    rows = [r for r in FeedbackStore(built.settings.feedback_path).all() if r["id"] == turns[-1]["feedback_id"]]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["rating"], row["comment"], row["mode"]) == ("down", "Ändrade mig", "extractive")
+    assert row["question"] == "Vilka kommuner var med i utvecklingsnätverket?"
+    assert row["sources"][0]["source"] == "natverket.pdf" and row["sources"][0]["page"] == 2
+
+
+def test_new_conversation_clears_everything():
+    messages, turns, panel, _, comment, _ = ChatApp.new_conversation()
+    assert messages == [] and turns == [] and comment == "" and "Här visas källorna" in panel
+
+
+def test_message_text_reads_every_content_shape():
+    assert message_text("Hej") == "Hej"
+    assert message_text([{"type": "text", "text": "Hej"}, {"type": "file", "file": {}}]) == "Hej"
+    assert message_text({"text": "Hej"}) == "Hej"
+    assert message_text(None) == ""
+
+
+def _tab_labels(demo: gr.Blocks) -> list[str]:
+    return [b.label for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+
+
+def test_admin_tab_only_with_a_password(built):
+    assert "Administration" not in _tab_labels(build(built))
+    with_admin = Assistant(built.settings.with_(admin_password="hemligt"), built.embedder)
+    assert "Administration" in _tab_labels(build(with_admin))
+
+
+def test_admin_actions(built, tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(built.settings.corpus_dirs[0], corpus)
+    settings = built.settings.with_(corpus_dirs=(corpus,), index_dir=tmp_path / "index", admin_password="hemligt")
+    assistant = Assistant(settings, built.embedder)
+    assistant.index()
+    chat = ChatApp(assistant)
+
+    with pytest.raises(gr.Error):
+        chat.reindex(False)  # not logged in
+    assert chat.login("fel")[0] is False
+    ok, *_rest, summary = chat.login("hemligt")
+    assert ok is True and summary.startswith("4 dokument i indexet")
+
+    upload = tmp_path / "coompanion.txt"
+    upload.write_text("Coompanion ger rådgivning till sociala företag i hela landet.", encoding="utf-8")
+    empty = tmp_path / "tom.txt"
+    empty.write_text("", encoding="utf-8")
+    _files, rows, _choices, skipped, summary, status = chat.upload(True, [str(upload), str(empty)])
+    assert ["coompanion.txt", "coompanion", "corpus"] in rows
+    assert skipped == [["tom.txt", "tom fil"]] and "tillagda 1" in status
+
+    with pytest.warns(UserWarning, match="Kryssa i rutan"):  # gr.Warning outside an event: a warning
+        rows, _choices, skipped, summary, status, confirm = chat.remove(True, "0/coompanion.txt", False)
+    assert "Kryssa i rutan" in status and (corpus / "coompanion.txt").exists()
+    rows, _choices, skipped, summary, status, confirm = chat.remove(True, "0/coompanion.txt", True)
+    assert not (corpus / "coompanion.txt").exists() and "borttagna 1" in status and confirm is False
+    assert all(r[0] != "coompanion.txt" for r in rows)
+
+    chat.rate("up", "", ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")[2])
+    csv_path = Path(chat.export_feedback(True))
+    assert csv_path.read_text(encoding="utf-8-sig").startswith("id,tid (UTC),omdöme")

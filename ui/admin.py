@@ -1,0 +1,111 @@
+"""Corpus administration behind the admin tab: upload, list, remove documents and check the password.
+
+Kept free of Gradio so it can be tested directly; the tab in ui.app only wires these to buttons.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant import loaders
+from assistant.settings import Settings
+
+UPLOAD_TYPES = (".pdf", ".docx", ".md", ".txt", ".html", ".htm")
+_UNSAFE = re.compile(r"[^\w\-. ()]+")  # \w is Unicode: å, ä and ö stay
+
+
+class AdminError(Exception):
+    """An action refused; the message (Swedish) is shown to the admin."""
+
+
+def password_ok(settings: Settings, given: str | None) -> bool:
+    if not settings.admin_password or not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), settings.admin_password.encode("utf-8"))
+
+
+def safe_name(name: str) -> str:
+    """A plain file name for an upload: no folders, no hidden files, only the allowed formats."""
+    base = Path(name.replace("\\", "/")).name
+    base = _UNSAFE.sub("_", base).strip(" .")
+    stem, suffix = Path(base).stem, Path(base).suffix.lower()
+    if suffix not in UPLOAD_TYPES:
+        raise AdminError(f"{name}: formatet stöds inte (tillåtna: {', '.join(UPLOAD_TYPES)}).")
+    if not stem or base.lower() in loaders.IGNORED_NAMES:
+        raise AdminError(f"{name}: ogiltigt filnamn.")
+    return f"{stem}{suffix}"
+
+
+def save_uploads(settings: Settings, paths: list[str | Path]) -> list[str]:
+    """Copy uploaded files into the first corpus folder; returns a line per file for the admin."""
+    target = settings.corpus_dirs[0]
+    target.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for path in paths:
+        path = Path(path)
+        try:
+            name = safe_name(path.name)
+        except AdminError as exc:
+            lines.append(f"Inte sparad: {exc}")
+            continue
+        dest = target / name
+        existed = dest.exists()
+        shutil.copyfile(path, dest)
+        lines.append(f"{name} {'ersatte den tidigare versionen' if existed else 'sparades'} i {target.name}/")
+    return lines
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    number: int  # position of its folder in settings.corpus_dirs
+    source: str
+    path: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.number}/{self.source}"
+
+    def label(self, settings: Settings) -> str:
+        return f"{self.source} ({settings.corpus_dirs[self.number].name}/)"
+
+
+def corpus_documents(settings: Settings) -> list[CorpusDocument]:
+    """Every indexable file in the corpus folders, indexed or not (skipped files can be removed too)."""
+    out = []
+    for number, folder in enumerate(settings.corpus_dirs):
+        if folder.is_dir():
+            out.extend(CorpusDocument(number, f.source, f.path) for f in loaders.discover(folder.resolve()))
+    return out
+
+
+def remove_document(settings: Settings, key: str) -> CorpusDocument:
+    """Delete a corpus file chosen by its key ("<folder number>/<source>"); the caller re-indexes."""
+    documents = corpus_documents(settings)
+    chosen = next((d for d in documents if d.key == key), None)  # only keys we listed: no arbitrary paths
+    if chosen is None:
+        raise AdminError("Dokumentet finns inte i någon korpusmapp.")
+    if sum(1 for d in documents if d.number == chosen.number) <= 1:
+        raise AdminError("Det sista dokumentet i en korpusmapp kan inte tas bort: indexet skulle bli tomt.")
+    chosen.path.unlink()
+    return chosen
+
+
+def unindexed(settings: Settings, manifest: dict[str, dict]) -> list[tuple[str, str]]:
+    """Corpus files missing from the served index, with the reason when the loader gives one."""
+    indexed = {(str(Path(e["corpus_dir"]).resolve()), e["source"]) for e in manifest.values()}
+    out = []
+    for doc in corpus_documents(settings):
+        folder = str(settings.corpus_dirs[doc.number].resolve())
+        if (folder, doc.source) in indexed:
+            continue
+        try:
+            loaders.load(loaders.CorpusFile(Path(folder), doc.path))
+            reason = "inte indexerad än – indexera om"
+        except loaders.LoadError as exc:
+            reason = str(exc)
+        out.append((doc.source, reason))
+    return out
