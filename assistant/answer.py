@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.lexical import STOPWORDS, stem
-from assistant.text import words
+from assistant.text import normalize_ws, words
 from assistant.types import Citation, Hit
 
 REFUSAL = "Underlaget svarar inte på det."
@@ -57,7 +57,8 @@ def score_sentences(question: str, hits: list[Hit], index, sentence_sims: np.nda
                     weights: SentenceWeights = SentenceWeights()) -> list[ScoredSentence]:
     """Sentence score = cosine to the question (vectors stored at index time) + term overlap + a small
     prior for the passage's rank + a bonus for figures when the question asks for one."""
-    q_terms = content_stems(question)
+    lexical = index.lexical  # its tokens split compounds: "direktupphandlingsgränsen" ~ "gränsen"
+    q_terms = set(lexical.tokens(question, translate=True))
     wants_figure = bool(_WANTS_FIGURE.search(question))
     scored = []
     for hit in hits[: weights.max_passages]:
@@ -68,7 +69,7 @@ def score_sentences(question: str, hits: list[Hit], index, sentence_sims: np.nda
             sentence = index.sentences[row]
             if _NOT_PROSE.match(sentence) or len(words(sentence)) < 4:
                 continue
-            overlap = len(q_terms & content_stems(sentence)) / len(q_terms) if q_terms else 0.0
+            overlap = len(q_terms & set(lexical.tokens(sentence))) / len(q_terms) if q_terms else 0.0
             score = float(sentence_sims[row]) + weights.overlap * overlap + weights.rank_prior / max(hit.rank, 1)
             if wants_figure and _HAS_FIGURE.search(sentence):
                 score += weights.figure_bonus
@@ -93,7 +94,7 @@ def display_sentence(sentence: str) -> str:
     """The sentence as shown in the answer: without list markers and "(källa: …)" notes.
     The citation keeps the verbatim sentence."""
     text = _LIST_MARK.sub("", sentence)
-    return _SOURCE_NOTE.sub("", text).strip()
+    return normalize_ws(_SOURCE_NOTE.sub("", text))
 
 
 def citation_for(n: int, hit: Hit, quote: str) -> Citation:

@@ -23,7 +23,10 @@ from assistant.text import words
 
 _STEMMER = Stemmer.Stemmer("swedish")
 STOPWORDS = frozenset(STOPWORDS_SWEDISH) | {"får", "ska", "kan", "hur", "vad", "vilka", "vilken", "finns"}
-MIN_PART = 3  # shortest compound part we accept ("gräns" ok, "s" no)
+MIN_PART = 4  # shortest compound part we accept ("krav" ok, "upp" or "ing" no)
+# Endings that are inflection or derivation, not words: "upphandl|ing" is no compound.
+_SUFFIXES = frozenset({"ande", "ende", "ning", "ningar", "ningen", "else", "heten", "heter", "arna", "erna",
+                       "orna", "ings", "ering", "eringen", "lig", "liga", "ligt", "skap"})
 MIN_COMPOUND = 9  # words shorter than this are left whole
 
 # A few English domain terms → Swedish, so English questions still hit lexically (dense search does
@@ -55,7 +58,7 @@ class Decompounder:
         self._cache: dict[str, tuple[str, ...]] = {}
 
     def _known(self, part: str) -> bool:
-        return len(part) >= MIN_PART and (part in self.stems or stem(part) in self.stems)
+        return len(part) >= MIN_PART and part not in _SUFFIXES and (part in self.stems or stem(part) in self.stems)
 
     def split(self, word: str) -> tuple[str, ...]:
         """Compound parts of ``word`` (empty when it is not a known compound)."""

@@ -19,6 +19,10 @@ import yaml
 
 from assistant.types import Block, SourceDocument
 
+# Reference lists match almost any query word for word yet answer none: they stay in the file (and the
+# front matter's `sources`), out of the index.
+REFERENCE_SECTIONS = re.compile(r"^(källor|källförteckning|referenser|references|sources)$", re.I)
+
 SUPPORTED = {".md", ".markdown", ".txt", ".pdf", ".docx", ".html", ".htm"}
 IGNORED_NAMES = {"readme.md", "license", "license.md"}  # notes for humans about a corpus, not content
 
@@ -65,7 +69,7 @@ def load(file: CorpusFile) -> SourceDocument:
         raise
     except Exception as exc:  # every parser has its own exceptions; the user needs the reason
         raise LoadError(f"kunde inte tolkas som {suffix.lstrip('.').upper()}: {exc}") from exc
-    blocks = [b for b in blocks if b.text.strip()]
+    blocks = [b for b in blocks if b.text.strip() and not _in_reference_section(b.section)]
     if not blocks:
         raise LoadError("ingen text hittades (en skannad PDF behöver OCR först)" if suffix == ".pdf"
                         else "ingen text hittades")
@@ -77,6 +81,10 @@ def load(file: CorpusFile) -> SourceDocument:
         blocks=blocks,
         metadata=meta,
     )
+
+
+def _in_reference_section(section: str) -> bool:
+    return any(REFERENCE_SECTIONS.match(part.strip()) for part in section.split(">")) if section else False
 
 
 def document_text(file: CorpusFile, page: int | None = None) -> str:

@@ -12,7 +12,7 @@ from assistant.embeddings import Embedder, load_embedder
 from assistant.indexer import Progress, build_index, current_generation
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
-from assistant.text import words
+from assistant.text import looks_english, words
 from assistant.types import Answer, Hit, IndexReport
 
 # Follow-ups that lean on the conversation ("och om det är en ideell förening?").
@@ -110,7 +110,12 @@ class Assistant:
 
     def is_relevant(self, query: str, hits: list[Hit]) -> bool:
         """The calibrated refusal rule (see Settings.min_relevance and max_novelty)."""
-        if not hits or (hits[0].dense or 0.0) < self.settings.min_relevance:
+        if not hits:
+            return False
+        if looks_english(query):
+            # Across languages cosines run lower and Swedish word statistics say nothing.
+            return (hits[0].dense or 0.0) >= self.settings.min_relevance_crosslingual
+        if (hits[0].dense or 0.0) < self.settings.min_relevance:
             return False
         return self.loaded_index.lexical.novelty(query) <= self.settings.max_novelty
 

@@ -49,6 +49,7 @@ class Settings:
     # Another model has other cosine ranges: recalibrate with `assistant eval`.
     min_relevance: float = 0.855
     max_novelty: float = 0.8
+    min_relevance_crosslingual: float = 0.815  # English questions (few dev questions: a rough setting)
     answer_sentences: int = 4
     # optional LLM (through LangChain): "" (off), "openai" (any compatible endpoint) or "ollama"
     llm_provider: str = ""

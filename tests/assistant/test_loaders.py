@@ -1,0 +1,205 @@
+"""assistant.loaders: each format → blocks with section paths (and PDF pages), front matter, errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from assistant.loaders import CorpusFile, LoadError, discover, document_text, load
+from assistant.text import normalize_ws
+
+
+def _load(path: Path, root: Path | None = None):
+    return load(CorpusFile(root or path.parent, path))
+
+
+def _normalized(blocks) -> str:
+    return normalize_ws(" ".join(b.text for b in blocks))
+
+
+def test_pdf_blocks_carry_page_numbers_and_outline_sections(corpus):
+    doc = _load(corpus.pdf)
+    assert doc.title == corpus.pdf_title
+    assert {b.page for b in doc.blocks} == {1, 2, 3}
+    for number, (outline, text) in enumerate(corpus.pdf_pages, start=1):
+        on_page = [b for b in doc.blocks if b.page == number]
+        assert normalize_ws(text) == _normalized(on_page)
+        assert {b.section for b in on_page} == {" > ".join(outline)}
+
+
+def test_pdf_without_outline_has_empty_sections_and_file_stem_title(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in ("Första sidan om kommuner.", "Andra sidan om företag."):
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    path = tmp_path / "utan-bokmarken.pdf"
+    pdf.output(str(path))
+    doc = _load(path)
+    assert doc.title == "utan-bokmarken"
+    assert [(b.page, b.section) for b in doc.blocks] == [(1, ""), (2, "")]
+
+
+def test_pdf_without_text_is_an_error_that_mentions_ocr(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(10, 10, 50, 50)  # a "scanned" page: drawing only, no text
+    path = tmp_path / "skannad.pdf"
+    pdf.output(str(path))
+    with pytest.raises(LoadError, match="OCR"):
+        _load(path)
+
+
+def test_garbage_with_pdf_suffix_is_a_load_error(tmp_path):
+    path = tmp_path / "trasig.pdf"
+    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 8)
+    with pytest.raises(LoadError) as err:
+        _load(path)
+    assert "PDF" in str(err.value)
+
+
+def test_docx_heading_styles_give_section_paths(corpus):
+    doc = _load(corpus.docx)
+    assert doc.title == corpus.docx_title
+    expected = []
+    stack: list[tuple[int, str]] = []
+    for level, text in corpus.docx_content:
+        if level:
+            stack = [(lv, h) for lv, h in stack if lv < level] + [(level, text)]
+        else:
+            expected.append((text, " > ".join(h for _, h in stack)))
+    assert [(b.text, b.section) for b in doc.blocks] == expected
+    assert all(b.page is None for b in doc.blocks)
+
+
+def test_docx_tables_become_pipe_separated_rows(tmp_path):
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Belopp", 1)
+    table = document.add_table(rows=2, cols=2)
+    for r, row in enumerate([("Period", "Gräns"), ("2024–2025", "700 000 kronor")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    path = tmp_path / "tabell.docx"
+    document.save(str(path))
+    doc = _load(path)
+    assert [(b.text, b.section) for b in doc.blocks] == [
+        ("Period | Gräns", "Belopp"),
+        ("2024–2025 | 700 000 kronor", "Belopp"),
+    ]
+
+
+def test_broken_docx_is_a_load_error(tmp_path):
+    path = tmp_path / "trasig.docx"
+    path.write_bytes(b"PK\x03\x04 inte en zip")
+    with pytest.raises(LoadError, match="DOCX"):
+        _load(path)
+
+
+def test_html_headings_give_section_paths_and_chrome_is_dropped(corpus):
+    doc = _load(corpus.html)
+    assert doc.title == "Vägledning om marknadsdialog"
+    got = [(b.text, b.section) for b in doc.blocks]
+    assert got == [
+        ("En kommun kan föra dialog med marknaden innan en upphandling annonseras, så länge alla leverantörer "
+         "behandlas lika.", "Dialog före upphandling"),
+        ("Bjud in till ett öppet informationsmöte.", "Dialog före upphandling > Tips"),
+        ("Publicera frågor och svar för alla.", "Dialog före upphandling > Tips"),
+        ("Efter tilldelningsbeslutet ska kommunen meddela alla anbudsgivare vilket anbud som antogs.",
+         "Efter tilldelning"),
+    ]
+    everything = " ".join(b.text for b in doc.blocks)
+    for chrome in ("tracking", "Meny", "Sidfot"):
+        assert chrome not in everything
+
+
+def test_markdown_front_matter_becomes_metadata_and_headings_a_path(corpus):
+    doc = _load(corpus.markdown)
+    assert doc.title == "Direktupphandling för kommuner"  # front matter wins over the H1
+    assert doc.metadata == {
+        "title": "Direktupphandling för kommuner",
+        "type": "regelverk",
+        "audience": ["kommun", "företag"],
+        "valid_as_of": "2026-11-01",  # a YAML date, stored as an ISO string
+        "last_checked": "2026-11-28",
+    }
+    sections = [b.section for b in doc.blocks]
+    assert sections == ["", "Gränsen för direktupphandling", "Gränsen för direktupphandling > Dokumentation"]
+    assert doc.blocks[1].text.startswith("Direktupphandlingsgränsen i LOU är 700 000 kronor")
+    assert all("---" not in b.text and "valid_as_of" not in b.text for b in doc.blocks)
+
+
+def test_markdown_h1_is_title_without_front_matter_and_fences_hide_headings(tmp_path):
+    path = tmp_path / "kod.md"
+    path.write_text(
+        "# Titeln\n\n## Avsnitt\n\nText före.\n\n```\n# ingen rubrik\n```\n\n### Under\n\nText efter.\n",
+        encoding="utf-8",
+    )
+    doc = _load(path)
+    assert doc.title == "Titeln"
+    assert doc.metadata == {}
+    assert [b.section for b in doc.blocks] == ["Avsnitt", "Avsnitt", "Avsnitt > Under"]
+    assert "# ingen rubrik" in doc.blocks[1].text
+
+
+def test_bad_front_matter_is_a_load_error(tmp_path):
+    path = tmp_path / "fel.md"
+    path.write_text("---\ntitle: [inte stängd\n---\n\nText.\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="YAML"):
+        _load(path)
+
+
+def test_plain_text_paragraphs_without_sections(corpus):
+    doc = _load(corpus.text, corpus.dir)
+    assert doc.source == "anteckningar/arbetsintegrering.txt"
+    assert doc.title == "arbetsintegrering"
+    assert [b.section for b in doc.blocks] == ["", ""]
+    assert doc.blocks[1].text.startswith("Vinsten i ett arbetsintegrerande")
+    assert doc.sha256 == hashlib.sha256(corpus.text.read_bytes()).hexdigest()
+
+
+def test_cp1252_text_is_decoded(tmp_path):
+    path = tmp_path / "gammal.txt"
+    path.write_bytes("Kommunen köper tjänster av föreningen.".encode("cp1252"))
+    assert _load(path).blocks[0].text == "Kommunen köper tjänster av föreningen."
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\n\t  \n"])
+def test_empty_file_is_a_load_error_tom_fil(tmp_path, content):
+    path = tmp_path / "tom.md"
+    path.write_bytes(content)
+    with pytest.raises(LoadError, match=r"^tom fil$"):
+        _load(path)
+
+
+def test_discover_keeps_supported_files_and_skips_hidden_readme_and_others(tmp_path):
+    root = tmp_path / "korpus"
+    for rel in ["b.md", "a.txt", "sub/c.pdf", "sub/d.DOCX", "e.htm", "README.md", ".dold.md", ".git/x.md",
+                "bild.png", "data.json"]:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x", encoding="utf-8")
+    found = [f.source for f in discover(root)]
+    assert found == ["a.txt", "b.md", "e.htm", "sub/c.pdf", "sub/d.DOCX"]
+
+
+def test_document_text_is_the_raw_file_for_markdown_and_one_page_for_pdf(corpus):
+    assert document_text(CorpusFile(corpus.dir, corpus.markdown)) == corpus.markdown.read_text(encoding="utf-8")
+    page2 = document_text(CorpusFile(corpus.dir, corpus.pdf), page=2)
+    assert normalize_ws(page2) == normalize_ws(corpus.pdf_pages[1][1])
+    assert normalize_ws(corpus.pdf_pages[0][1]) not in normalize_ws(page2)
+
+
+def test_outline_sections_follow_the_page_they_start_on(tmp_path, write_pdf_file):
+    # two pages under one chapter: the second page has no bookmark of its own and keeps the chapter
+    path = write_pdf_file(tmp_path / "kapitel.pdf", [(("Kapitel 1",), "Sida ett."), ((), "Sida två."),
+                                                (("Kapitel 2",), "Sida tre.")])
+    doc = _load(path)
+    assert [(b.page, b.section) for b in doc.blocks] == [(1, "Kapitel 1"), (2, "Kapitel 1"), (3, "Kapitel 2")]

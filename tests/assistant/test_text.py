@@ -1,0 +1,74 @@
+"""assistant.text: whitespace normalisation, Swedish sentence splitting with exact spans, word tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.text import normalize_ws, split_sentences, words
+
+LEGAL = (
+    "Enligt 4 kap. 18 § LOU får en kommun reservera kontrakt. "
+    "Det gäller t.ex. arbetsintegrerande sociala företag, bl.a. kooperativ. "
+    "Se prop. 2015/16:195 s. 439 för motiven. "
+    "Reglerna gäller fr.o.m. 2022-02-01 och t.o.m. 2025-12-31 enl. lagen. "
+    "Kontakta A. Berg på enheten! Vad gäller då? Svaret kommer nedan."
+)
+
+
+def test_abbreviations_do_not_end_sentences():
+    assert split_sentences(LEGAL) == [
+        "Enligt 4 kap. 18 § LOU får en kommun reservera kontrakt.",
+        "Det gäller t.ex. arbetsintegrerande sociala företag, bl.a. kooperativ.",
+        "Se prop. 2015/16:195 s. 439 för motiven.",
+        "Reglerna gäller fr.o.m. 2022-02-01 och t.o.m. 2025-12-31 enl. lagen.",
+        "Kontakta A. Berg på enheten!",
+        "Vad gäller då?",
+        "Svaret kommer nedan.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LEGAL,
+        "Rad ett utan punkt\nfortsätter här. Och sedan\n\nett nytt stycke. Slut",
+        "Lista:\n- första punkten. med gemen\n- andra punkten\n1. numrerad rad\n\nEfteråt. Klart.",
+        '"Citatet slutar här." (Källa: S54.) Nästa mening.',
+        "| År | Belopp |\n|---|---|\n| 2022 | 700 000 kr |",
+    ],
+)
+def test_sentences_are_exact_substrings_in_order_and_lose_no_words(text):
+    sentences = split_sentences(text)
+    pos = 0
+    for s in sentences:
+        assert s == s.strip() and s
+        found = text.find(s, pos)
+        assert found >= 0, f"not an exact span: {s!r}"
+        pos = found + len(s)
+    assert words(" ".join(sentences)) == words(text)
+
+
+def test_sentence_ends_before_capital_digit_and_quote_but_not_lowercase():
+    assert split_sentences("Beloppet är högt. 2022 ändrades det.") == ["Beloppet är högt.", "2022 ändrades det."]
+    assert split_sentences('Hon sa nej. "Aldrig."') == ["Hon sa nej.", '"Aldrig."']
+    # a lower-case continuation after a period is not a new sentence ("ca. tio", unknown abbreviations)
+    assert split_sentences("Det kostade omkr. tio kronor.") == ["Det kostade omkr. tio kronor."]
+
+
+def test_list_and_table_lines_are_units_of_their_own():
+    text = "Krav:\n- minst 30 procent\n- social integration\n\nSlutsats. Klart."
+    assert split_sentences(text) == ["Krav:", "- minst 30 procent", "- social integration", "Slutsats.", "Klart."]
+
+
+def test_prose_lines_within_a_paragraph_are_joined():
+    text = "Direktupphandlingsgränsen är\n700 000 kronor. Den gäller\nfrån 2022."
+    assert split_sentences(text) == ["Direktupphandlingsgränsen är\n700 000 kronor.", "Den gäller\nfrån 2022."]
+
+
+def test_normalize_ws():
+    assert normalize_ws("  a\n\tb   c \n") == "a b c"
+    assert normalize_ws("") == ""
+
+
+def test_words_lowercases_and_keeps_swedish_letters_and_paragraph_sign():
+    assert words("Åtta ÄGG, 18 § och Öl!") == ["åtta", "ägg", "18", "§", "och", "öl"]

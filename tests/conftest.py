@@ -1,0 +1,254 @@
+"""Shared fixtures for the whole suite.
+
+* Every test runs with the developer's ``ASSISTANT_*`` variables removed and its own feedback database.
+  The model cache (``Settings.home``) is left alone on purpose: the offline model is built once per
+  machine and shared, not rebuilt per test.
+* ``embedder``: the real default model, loaded once per session (``load_embedder`` is lru-cached, so the
+  CLI run in-process by ``CliRunner`` gets the very same object).
+* ``corpus``: a small mixed corpus (Markdown with front matter, plain text in a subfolder, a 3-page PDF
+  with a nested outline, DOCX with heading styles, HTML) written into the test's tmp_path.
+  ``write_pdf_file`` / ``write_docx_file`` make other real PDFs and DOCX files.
+* ``served``: one read-only index over that corpus, built once per session, for tests that only search
+  and ask. Tests that change files or indexes build their own in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from assistant.embeddings import load_embedder
+from assistant.settings import Settings
+
+# --- the small corpus ---------------------------------------------------------------------------
+
+# (outline path of the page, text of the page); fpdf2's core font is Latin-1, so no en dashes here.
+PDF_TITLE = "Handbok om sociala företag"
+PDF_PAGES: list[tuple[tuple[str, ...], str]] = [
+    (
+        ("Inledning",),
+        "Handboken beskriver hur kommunens förvaltningar samarbetar med sociala företag i vardagen. "
+        "Den riktar sig till chefer och handläggare som köper tjänster.",
+    ),
+    (
+        ("Upphandling", "Reserverade kontrakt"),
+        "Enligt 4 kap. 18 § LOU får en kommun reservera ett kontrakt för leverantörer vars huvudsakliga "
+        "syfte är social och yrkesmässig integration. Minst 30 procent av de anställda hos leverantören "
+        "ska ha funktionsnedsättning eller vara missgynnade arbetstagare.",
+    ),
+    (
+        ("Partnerskap",),
+        "Idéburet offentligt partnerskap är en samverkansform mellan kommunen och en ideell förening. "
+        "Partnerskapet bygger på att båda parter bidrar med resurser till ett gemensamt mål.",
+    ),
+]
+
+MARKDOWN = """\
+---
+title: Direktupphandling för kommuner
+type: regelverk
+audience: [kommun, företag]
+valid_as_of: 2026-11-01
+last_checked: 2026-11-28
+---
+
+# Direktupphandling
+
+Det här dokumentet sammanfattar reglerna om direktupphandling.
+
+## Gränsen för direktupphandling
+
+Direktupphandlingsgränsen i LOU är 700 000 kronor från och med 2022-02-01. En kommun kan alltså
+direktupphandla när värdet av köpet ligger under 700 000 kronor.
+
+### Dokumentation
+
+Kommunen ska dokumentera skälen till en direktupphandling när värdet överstiger 100 000 kronor (källa: S54).
+"""
+
+TEXT = """\
+Arbetsintegrerande sociala företag anställer personer som står långt från arbetsmarknaden.
+
+Vinsten i ett arbetsintegrerande socialt företag återinvesteras i den egna verksamheten.
+"""
+
+DOCX_TITLE = "Riktlinjer för samverkan"
+DOCX_CONTENT: list[tuple[int, str]] = [  # (heading level, text); level 0 means a body paragraph
+    (1, "Samverkan"),
+    (0, "Kommunen samverkar med sociala företag genom avtal och regelbundna möten."),
+    (2, "Regionala nätverk"),
+    (0, "Regionala nätverk för sociala företag samordnas av en särskild samordnare i varje län."),
+    (1, "Uppföljning"),
+    (0, "Samverkan följs upp en gång per år i en gemensam rapport till kommunstyrelsen."),
+]
+
+HTML = """\
+<!doctype html>
+<html lang="sv"><head><title>Vägledning om marknadsdialog</title>
+<script>var tracking = "ska inte indexeras";</script></head>
+<body>
+<nav>Meny Start Kontakt</nav>
+<h1>Vägledning om marknadsdialog</h1>
+<h2>Dialog före upphandling</h2>
+<p>En kommun kan föra dialog med marknaden innan en upphandling annonseras, så länge alla
+leverantörer behandlas lika.</p>
+<h3>Tips</h3>
+<ul><li>Bjud in till ett öppet informationsmöte.</li><li>Publicera <b>frågor och svar</b> för alla.</li></ul>
+<h2>Efter tilldelning</h2>
+<p>Efter tilldelningsbeslutet ska kommunen meddela alla anbudsgivare vilket anbud som antogs.</p>
+<footer>Sidfot som inte ska indexeras</footer>
+</body></html>
+"""
+
+
+def write_pdf(path: Path, pages: list[tuple[tuple[str, ...], str]], title: str = "") -> Path:
+    """A real PDF (fpdf2): one page per entry, each starting an outline entry at the given depth."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    if title:
+        pdf.set_title(title)
+    for outline, text in pages:
+        pdf.add_page()
+        for level, heading in enumerate(outline):
+            pdf.start_section(heading, level=level)
+        pdf.multi_cell(0, 8, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
+def write_docx(path: Path, content: list[tuple[int, str]], title: str = "") -> Path:
+    """A real DOCX (python-docx) with the built-in Title and Heading n styles."""
+    import docx
+
+    document = docx.Document()
+    if title:
+        document.add_heading(title, 0)  # style "Title"
+    for level, text in content:
+        if level:
+            document.add_heading(text, level)
+        else:
+            document.add_paragraph(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document.save(str(path))
+    return path
+
+
+@dataclass
+class Corpus:
+    """Paths of the corpus files, plus what was written into them (for the tests to compare with)."""
+
+    dir: Path
+    markdown: Path
+    text: Path
+    pdf: Path
+    docx: Path
+    html: Path
+    pdf_title: str = PDF_TITLE
+    pdf_pages: tuple = tuple(PDF_PAGES)
+    docx_title: str = DOCX_TITLE
+    docx_content: tuple = tuple(DOCX_CONTENT)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.markdown, self.text, self.pdf, self.docx, self.html]
+
+
+def make_corpus(folder: Path) -> Corpus:
+    folder.mkdir(parents=True, exist_ok=True)
+    md = folder / "direktupphandling.md"
+    md.write_text(MARKDOWN, encoding="utf-8")
+    txt = folder / "anteckningar" / "arbetsintegrering.txt"
+    txt.parent.mkdir()
+    txt.write_text(TEXT, encoding="utf-8")
+    return Corpus(
+        dir=folder,
+        markdown=md,
+        text=txt,
+        pdf=write_pdf(folder / "handbok.pdf", PDF_PAGES, PDF_TITLE),
+        docx=write_docx(folder / "riktlinjer.docx", DOCX_CONTENT, DOCX_TITLE),
+        html=_write(folder / "marknadsdialog.html", HTML),
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No ASSISTANT_* setting of the developer leaks in; feedback goes to the test's own folder."""
+    for name in list(os.environ):
+        if name.startswith("ASSISTANT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ASSISTANT_FEEDBACK_DB", str(tmp_path / "feedback.sqlite3"))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default model, loaded once (~10 s); shared with in-process CLI runs via the lru cache."""
+    return load_embedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def other_prefix_embedder(embedder):
+    """The same model under other prefix settings: another fingerprint, so indexes must be rebuilt."""
+    return load_embedder(Settings(query_prefix="fråga: ", passage_prefix=""))
+
+
+@pytest.fixture
+def write_pdf_file():
+    """``write_pdf(path, [(outline path, page text), ...], title)``: a real PDF made with fpdf2."""
+    return write_pdf
+
+
+@pytest.fixture
+def write_docx_file():
+    """``write_docx(path, [(heading level or 0, text), ...], title)``: a real DOCX made with python-docx."""
+    return write_docx
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Corpus:
+    """A fresh, writable copy of the small mixed corpus."""
+    return make_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):
+    """Settings for a corpus folder with the index in this test's tmp folder."""
+
+    def make(*corpus_dirs: Path, **changes) -> Settings:
+        return Settings(corpus_dirs=tuple(corpus_dirs), index_dir=tmp_path / "index", **changes)
+
+    return make
+
+
+@dataclass
+class Served:
+    corpus: Corpus
+    settings: Settings
+    assistant: object  # assistant.pipeline.Assistant
+    report: object  # assistant.types.IndexReport
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory, embedder) -> Served:
+    """One index over the small corpus, built once; tests must not change its files or index."""
+    from assistant.pipeline import Assistant
+
+    root = tmp_path_factory.mktemp("served")
+    corpus = make_corpus(root / "corpus")
+    settings = Settings(corpus_dirs=(corpus.dir,), index_dir=root / "index")
+    assistant = Assistant(settings, embedder)
+    report = assistant.index()
+    return Served(corpus, settings, assistant, report)
