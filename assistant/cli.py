@@ -31,12 +31,13 @@ def _progress_bar():
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
+    interactive = sys.stderr.isatty()  # a log (CI, a service) gets the summary, not redrawn bars
 
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, unit="fil" if stage == "läser" else "st",
-                                     file=sys.stderr, leave=False, disable=total == 0)
+                                     file=sys.stderr, leave=False, disable=total == 0 or not interactive)
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -189,7 +190,14 @@ def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
 def serve(host, port, corpus_dirs, index_dir) -> None:
     """Starta chatten i webbläsaren (bygger indexet först om det saknas)."""
     settings = _settings(host=host, port=port, corpus_dirs=tuple(corpus_dirs), index_dir=index_dir)
-    assistant = _assistant(settings)
+    assistant = _assistant(settings, build_if_missing=False)
+    click.echo("Uppdaterar indexet (bara nya och ändrade filer) …", err=True)
+    try:
+        _run_index(assistant)  # incremental: seconds when nothing changed; the chat never serves stale files
+    except click.ClickException as exc:
+        if assistant.needs_index():
+            raise
+        click.echo(f"Indexet kunde inte uppdateras ({exc.message}); det befintliga indexet används.", err=True)
     from ui.app import launch
 
     click.echo(f"Chatten körs på http://{settings.host}:{settings.port}", err=True)

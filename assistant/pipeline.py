@@ -25,15 +25,23 @@ _PRONOUNS = {"det", "detta", "den", "denna", "dessa", "de", "dem", "där", "dit"
              "they", "there"}
 
 
+_TRAILING = {"också", "även", "då", "too", "also"}
+
+
 def retrieval_query(question: str, history: Sequence[str]) -> str:
-    """The question, joined with the previous user question when it cannot stand alone."""
+    """The question, joined with the previous user question when it leans on it ("Och för bygg då?").
+
+    A follow-up is recognised by its opening ("och", "men", "vad gäller"), a pronoun among its first
+    words, a trailing "också"/"då", or being one or two words long. Anything else stands alone, so a new
+    topic is not dragged towards the old one."""
     if not history:
         return question
     tokens = words(question)
     elliptic = (
         _ELLIPTIC_START.match(question) is not None
-        or len(tokens) <= 4
+        or len(tokens) <= 2
         or bool(_PRONOUNS & set(tokens[:4]))
+        or (bool(tokens) and tokens[-1] in _TRAILING)
     )
     return f"{history[-1]} {question}" if elliptic else question
 

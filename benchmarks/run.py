@@ -28,11 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.evaluation import dedupe_flags, gold_unit, load_questions, percentile, ranking_metrics  # noqa: E402
-from assistant.pipeline import Assistant  # noqa: E402
+from assistant.pipeline import Assistant, retrieval_query  # noqa: E402
+from assistant.retrieval import Retriever  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.text import normalize_ws  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "bench"
+
+
+# Our retriever under other settings, each a row of the quality table beside the LangChain baseline.
+VARIANTS = {
+    "BM25 (Swedish)": {"retrieval": "lexical"},
+    "ours (hybrid)": {},
+    "ours, RRF fusion": {"fusion": "rrf"},
+}
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -69,24 +78,16 @@ def dataset(name: str, work: Path) -> tuple[Path, list[dict], callable] | None:
         for r in recs:
             r["gold_file"] = files[r["answer"].replace("\r\n", "\n")]
         return work / "swefaq", recs, lambda source, section, text, q: source if source == q["gold_file"] else None
-    if name == "swequad":
-        recs = read_jsonl(BENCH / "swequad_mc_dev.jsonl")
-        materialise(recs, work / "swequad", "passage_id")
+    if name in ("swequad", "squad"):  # long passages: the hit is the chunk that holds the short answer
+        file = {"swequad": "swequad_mc_dev.jsonl", "squad": "squad_v2_sv_dev.jsonl"}[name]
+        recs = read_jsonl(BENCH / file)
+        materialise(recs, work / name, "passage_id")
 
         def rel(source, section, text, q):
             ok = source == f"{q['passage_id']}.txt" and normalize_ws(q["short_answer"]) in normalize_ws(text)
             return source if ok else None
 
-        return work / "swequad", recs, rel
-    if name == "squad":
-        recs = read_jsonl(BENCH / "squad_v2_sv_dev.jsonl")
-        materialise(recs, work / "squad", "passage_id")
-
-        def rel_squad(source, section, text, q):
-            ok = source == f"{q['passage_id']}.txt" and normalize_ws(q["short_answer"]) in normalize_ws(text)
-            return source if ok else None
-
-        return work / "squad", recs, rel_squad
+        return work / name, recs, rel
     raise ValueError(name)
 
 
@@ -133,22 +134,25 @@ def quality(name: str, work: Path, settings: Settings, methods: list[str]) -> di
     results: dict[str, dict] = {"_index": {"chunks": report.chunks, "seconds": report.seconds,
                                            "queries": len(queries)}}
     lc_path = None
+    retrievers = {
+        method: Retriever(assistant.loaded_index, assistant.embedder, assistant.settings.with_(**changes))
+        for method, changes in VARIANTS.items()
+    }
     for method in methods:
         flags_all, n_rel, lat = [], [], []
         if method == "dense (LangChain Chroma)":
-            retriever, lc_path = langchain_dense(assistant, work, name)
-            retriever.invoke("uppvärmning")
+            lc_retriever, lc_path = langchain_dense(assistant, work, name)
+            lc_retriever.invoke("uppvärmning")
         for q in queries:
             history = q.get("history") or []
             if method == "dense (LangChain Chroma)":
-                from assistant.pipeline import retrieval_query
-
-                docs, ms = timed(retriever.invoke, retrieval_query(q["question"], history))
+                docs, ms = timed(lc_retriever.invoke, retrieval_query(q["question"], history))
                 keys = [(d.metadata["source"], d.metadata["section"], d.metadata["text"]) for d in docs]
             else:
-                mode = {"BM25 (Swedish)": "lexical", "ours (hybrid)": "hybrid", "dense (ours)": "dense"}[method]
-                (hits, _), ms = timed(assistant.search, q["question"], 10, history, mode)
-                keys = [(h.chunk.source, h.chunk.section, h.chunk.text) for h in hits]
+                retriever = retrievers[method]
+                query = retrieval_query(q["question"], history)
+                result, ms = timed(retriever.search, query, 10)
+                keys = [(h.chunk.source, h.chunk.section, h.chunk.text) for h in result.hits]
             flags, _ = dedupe_flags(keys, lambda k, q=q: rel(k[0], k[1], k[2], q))
             flags_all.append(flags)
             n_rel.append(len(q.get("gold") or [None]))
@@ -218,7 +222,7 @@ def main() -> None:
         print("\n== Speed (SweFAQ dev passages, 2 CPU cores) ==")
         for k, v in figures["speed"].items():
             print(f"{k:32s} {v:10.2f}")
-    methods = ["BM25 (Swedish)", "dense (LangChain Chroma)", "ours (hybrid)"]
+    methods = ["BM25 (Swedish)", "dense (LangChain Chroma)", "ours, RRF fusion", "ours (hybrid)"]
     sets = args.sets.split(",") + (["squad"] if args.squad else [])
     figures["quality"] = {}
     for name in sets:

@@ -8,7 +8,6 @@ calls only verify the stored checksum and load. Hand-written because no library 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import struct
@@ -28,11 +27,9 @@ class ModelBuildError(RuntimeError):
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from assistant.loaders import sha256_of
+
+    return sha256_of(path)
 
 
 def source_files() -> tuple[Path, Path]:
