@@ -68,6 +68,14 @@ def build_config(settings: Settings, embedder: Embedder) -> dict:
     }
 
 
+def current_name(index_dir: Path) -> str | None:
+    """Name of the served generation: one small read, cheap enough to check on every request."""
+    try:
+        return (index_dir / "CURRENT").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def current_generation(index_dir: Path) -> Generation | None:
     pointer = index_dir / "CURRENT"
     try:

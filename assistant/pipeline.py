@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from assistant import answer as extractive
 from assistant.embeddings import Embedder, load_embedder
-from assistant.indexer import Progress, build_index, current_generation
+from assistant.indexer import Progress, build_index, current_name
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
 from assistant.text import looks_english, words
@@ -81,8 +81,8 @@ class Assistant:
     def retriever(self) -> Retriever:
         """The retriever over the served generation, reopened when another process re-indexed."""
         with self._lock:
-            current = current_generation(self.settings.index_dir)
-            if self._index is not None and current is not None and current.path != self._index.generation.path:
+            current = current_name(self.settings.index_dir)
+            if self._index is not None and current is not None and current != self._index.name:
                 self._index = self._retriever = None
             if self._retriever is None:
                 self._index = LoadedIndex.open(self.settings, self.embedder)
