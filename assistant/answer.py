@@ -41,6 +41,12 @@ _WANTS_FIGURE = re.compile(
     re.I,
 )
 _HAS_FIGURE = re.compile(r"\d")
+# Sentences about the document itself ("Den här vägledningen riktar sig till …") never answer a question.
+_ABOUT_DOCUMENT = re.compile(
+    r"^(det här|den här|detta|denna|här) (dokument\w*|vägledning\w*|text\w*|avsnitt\w*|kapitl\w*|"
+    r"handbok\w*|sammanställning\w*|ordlista\w*|beskrivs)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class SentenceWeights:
     overlap: float = 0.10  # share of the question's content stems found in the sentence
     rank_prior: float = 0.02  # divided by the passage's rank
     figure_bonus: float = 0.03  # the question asks for an amount or a date and the sentence has digits
+    about_document_penalty: float = 0.05
     max_passages: int = 3
 
 
@@ -73,6 +80,8 @@ def score_sentences(question: str, hits: list[Hit], index, sentence_sims: np.nda
             score = float(sentence_sims[row]) + weights.overlap * overlap + weights.rank_prior / max(hit.rank, 1)
             if wants_figure and _HAS_FIGURE.search(sentence):
                 score += weights.figure_bonus
+            if _ABOUT_DOCUMENT.match(sentence):
+                score -= weights.about_document_penalty
             scored.append(ScoredSentence(sentence, hit, score, j, row))
     return sorted(scored, key=lambda s: -s.score)
 

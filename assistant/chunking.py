@@ -15,7 +15,7 @@ from assistant.text import split_sentences
 from assistant.types import Block, Chunk, SourceDocument
 
 # Bump when the output of this module (or the stored sentence vectors) changes: the index is then rebuilt.
-CHUNKER_VERSION = "4"  # 4: reference lists left out
+CHUNKER_VERSION = "5"  # 5: PDF running headers dropped, hyphenation joined
 
 
 def chunk_document(

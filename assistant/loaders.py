@@ -193,9 +193,9 @@ def _pdf(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
     except PdfReadError as exc:
         raise LoadError(f"trasig PDF: {exc}") from exc
     sections = _pdf_outline(reader)
+    texts = _without_running_lines([_HYPHENATED.sub(r"\1\2", page.extract_text() or "") for page in pages])
     blocks: list[Block] = []
-    for number, page in enumerate(pages, start=1):
-        text = page.extract_text() or ""
+    for number, text in enumerate(texts, start=1):
         section = ""
         for start_page, heading in sections:
             if start_page <= number:
@@ -206,6 +206,37 @@ def _pdf(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
     info = reader.metadata or {}
     title = str(info.get("/Title") or "").strip()
     return title, blocks, {}
+
+
+_HYPHENATED = re.compile(r"(\w)-\n(\w)")  # "upp-\nhandling" → "upphandling" (line-end hyphenation)
+_DIGITS = re.compile(r"\d+")
+
+
+def _without_running_lines(pages: list[str]) -> list[str]:
+    """Drop running headers and footers: a page's first or last line that recurs (digits aside, so
+    "Sida 3 av 70" counts) as the first or last line of at least half of the pages (three or more)."""
+    if len(pages) < 3:
+        return pages
+
+    def key(line: str) -> str:
+        return _DIGITS.sub("#", " ".join(line.split()))
+
+    def edges(text: str) -> list[int]:
+        idx = [i for i, ln in enumerate(text.split("\n")) if ln.strip()]
+        return sorted({idx[0], idx[-1]}) if idx else []
+
+    counts: dict[str, int] = {}
+    for text in pages:
+        lines = text.split("\n")
+        for k in {key(lines[i]) for i in edges(text)}:
+            counts[k] = counts.get(k, 0) + 1
+    running = {k for k, n in counts.items() if n >= max(3, len(pages) / 2)}
+    out = []
+    for text in pages:
+        lines = text.split("\n")
+        drop = {i for i in edges(text) if key(lines[i]) in running}
+        out.append("\n".join(ln for i, ln in enumerate(lines) if i not in drop))
+    return out
 
 
 def _pdf_outline(reader) -> list[tuple[int, str]]:

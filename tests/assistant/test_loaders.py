@@ -203,3 +203,20 @@ def test_outline_sections_follow_the_page_they_start_on(tmp_path, write_pdf_file
                                                 (("Kapitel 2",), "Sida tre.")])
     doc = _load(path)
     assert [(b.page, b.section) for b in doc.blocks] == [(1, "Kapitel 1"), (2, "Kapitel 1"), (3, "Kapitel 2")]
+
+
+def test_pdf_running_headers_and_hyphenation_are_cleaned(tmp_path: Path, write_pdf_file):
+    topics = ["kommunens styrning", "reserverade kontrakt", "idéburna partnerskap", "uppföljningen"]
+    pages = [
+        ((f"Kapitel {i}",), f"Ny väg till samverkan\nDen här sidan handlar om {topic}.\n"
+         f"Här står mer om {topic} och om offentlig upp-\nhandling i allmänhet.\nSida {i} av 4")
+        for i, topic in enumerate(topics, start=1)
+    ]
+    path = write_pdf_file(tmp_path / "c" / "handbok.pdf", pages, "Handbok")
+    doc = load(CorpusFile(tmp_path / "c", path))
+    text = "\n".join(b.text for b in doc.blocks)
+    assert "Ny väg till samverkan" not in text  # the running header recurs on every page
+    assert "Sida" not in text  # so does the footer, page number aside
+    assert "offentlig upphandling" in text  # the line-end hyphen is joined
+    assert [b.page for b in doc.blocks] == [1, 2, 3, 4]
+    assert "idéburna partnerskap" in next(b.text for b in doc.blocks if b.page == 3)
