@@ -23,7 +23,10 @@ batch_option = click.option(
 
 
 def _settings(**overrides) -> Settings:
-    return Settings.from_env(**overrides)
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:  # a malformed ASSISTANT_* variable: say which, no traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 def _progress_bar():

@@ -78,9 +78,17 @@ class Settings:
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f"ASSISTANT_{f.name.upper()}")
-            if raw is not None and raw != "":
+            name = f"ASSISTANT_{f.name.upper()}"
+            raw = env.get(name)
+            if raw is None:
+                continue
+            hint = str(hints[f.name])
+            if raw == "" and not ("str" in hint and "Path" not in hint):
+                continue  # an empty path or number means "not set"; an empty text (a prefix) is a value
+            try:
                 values[f.name] = _parse(hints[f.name], raw)
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} är inte ett giltigt värde ({exc})") from exc
         # an override of None means "flag not given": keep env/default
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         for key in ("index_dir", "home", "feedback_db"):

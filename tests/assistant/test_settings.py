@@ -141,3 +141,22 @@ def test_cli_flags_override_environment(served, monkeypatch, tmp_path):
     result = runner.invoke(cli, ["search", "--json", "--index", str(tmp_path / "nytt-index"), "--corpus",
                                  str(missing), question])
     assert result.exit_code != 0 and "finns inte" in result.output
+
+
+def test_an_empty_prefix_is_a_value_but_an_empty_path_is_not():
+    settings = Settings.from_env({"ASSISTANT_QUERY_PREFIX": "", "ASSISTANT_INDEX_DIR": ""})
+    assert settings.query_prefix == ""
+    assert settings.index_dir == Settings().index_dir
+
+
+def test_a_malformed_number_names_its_variable():
+    with pytest.raises(ValueError, match="ASSISTANT_TOP_K='fem'"):
+        Settings.from_env({"ASSISTANT_TOP_K": "fem"})
+
+
+def test_the_cli_reports_a_malformed_variable_without_a_traceback(monkeypatch):
+    monkeypatch.setenv("ASSISTANT_TOP_K", "fem")
+    result = CliRunner().invoke(cli, ["search", "fråga"])
+    assert result.exit_code != 0
+    assert "ASSISTANT_TOP_K" in result.output
+    assert "Traceback" not in result.output
