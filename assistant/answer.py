@@ -36,8 +36,8 @@ def content_stems(text: str) -> set[str]:
 
 # Questions that ask for an amount, a date or a count are answered by sentences that contain one.
 _WANTS_FIGURE = re.compile(
-    r"\b(hur mycket|hur många|hur stor|hur höga?|vilket belopp|belopp|gräns|gränsen|tröskelvärde\w*|procent|"
-    r"när|vilket år|sedan när|hur länge|hur lång|how much|how many|when|threshold|limit)\b",
+    r"\b(hur mycket|hur många|hur stor|hur höga?|vilket belopp|när|vilket år|sedan när|hur länge|hur lång|"
+    r"how much|how many|when|threshold|limit)\b|(belopp|gräns|tröskelvärde|procent)",  # also in compounds
     re.I,
 )
 _HAS_FIGURE = re.compile(r"\d")
@@ -88,15 +88,26 @@ def score_sentences(question: str, hits: list[Hit], index, sentence_sims: np.nda
 
 def select(scored: list[ScoredSentence], n: int, vectors: np.ndarray, margin: float = 0.08,
            max_similarity: float = 0.92) -> list[ScoredSentence]:
-    """Top sentences within ``margin`` of the best, skipping ones that say the same thing again."""
+    """Top sentences within ``margin`` of the best, skipping ones that say the same thing again (alike
+    in meaning and with the same figures: "700 000 kronor från 2022" is no repeat of "615 312 kronor").
+
+    Sentences of one passage keep their document order, so an answer reads the way its source does."""
     chosen: list[ScoredSentence] = []
     for s in scored:
         if len(chosen) >= n or (chosen and s.score < chosen[0].score - margin):
             break
-        if any(float(vectors[s.row] @ vectors[c.row]) > max_similarity for c in chosen):
+        if any(float(vectors[s.row] @ vectors[c.row]) > max_similarity and _figures(s.text) == _figures(c.text)
+               for c in chosen):
             continue
         chosen.append(s)
-    return chosen
+    first_seen = {}
+    for i, s in enumerate(chosen):
+        first_seen.setdefault(s.hit.chunk.id, i)
+    return sorted(chosen, key=lambda s: (first_seen[s.hit.chunk.id], s.index))
+
+
+def _figures(text: str) -> set[str]:
+    return set(re.findall(r"\d[\d\s]*\d|\d", text))
 
 
 def display_sentence(sentence: str) -> str:

@@ -82,7 +82,8 @@ def test_answer_from_pdf_page_two_cites_page_two(served):
     c = answer.citations[0]
     assert (c.source, c.page) == ("handbok.pdf", 2)
     assert c.section == " > ".join(served.corpus.pdf_pages[1][0])
-    assert "30 procent" in c.quote
+    # sentences of one passage keep their document order, so the figure may come second
+    assert any("30 procent" in x.quote and x.page == 2 for x in answer.citations)
 
 
 def test_answer_sentences_are_whole_source_sentences(served):
