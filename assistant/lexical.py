@@ -130,11 +130,13 @@ class LexicalIndex:
         return sum(w for t, w in weights.items() if t not in self.df) / total if total > 0 else 0.0
 
     def search(self, query: str, n: int) -> list[tuple[int, float]]:
-        scores = self.scores(query)
-        if not scores.size:
-            return []
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+        return top_positive(self.scores(query), n)
+
+
+def top_positive(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """(position, score) of the n best scores above zero, best first."""
+    top = np.argsort(-scores, kind="stable")[:n]
+    return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
 @lru_cache(maxsize=200_000)

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from assistant.embeddings import Embedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
-from assistant.lexical import LexicalIndex
+from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
 from assistant.store import ChunkStore
 from assistant.types import Chunk, Hit
@@ -101,6 +101,9 @@ class Retriever:
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([query])[0]
         timings["embed_query"] = (time.perf_counter() - t) * 1000
+        # Exact cosines for every chunk and sentence: a few hundred thousand multiply-adds at this scale.
+        # They give each hit its true similarity (the refusal rule uses it) and fusion full score
+        # distributions; Chroma's HNSW index proposes the dense candidates.
         dense_sims = self.index.vectors @ qvec if len(self.index.chunks) else np.zeros(0)
         sentence_sims = self.index.sentence_vectors @ qvec
 
@@ -110,10 +113,12 @@ class Retriever:
             found = self.index.store.query(qvec, n)
             rankings.append([self.index.position[i] for i, _ in found if i in self.index.position])
             timings["dense"] = (time.perf_counter() - t) * 1000
+        lexical_all = np.zeros(len(self.index.chunks), dtype=np.float32)
         lexical_scores: dict[int, float] = {}
         if mode in ("lexical", "hybrid"):
             t = time.perf_counter()
-            found_lex = self.index.lexical.search(query, n)
+            lexical_all = self.index.lexical.scores(query)
+            found_lex = top_positive(lexical_all, n)
             lexical_scores = dict(found_lex)
             rankings.append([i for i, _ in found_lex])
             timings["lexical"] = (time.perf_counter() - t) * 1000
@@ -121,7 +126,7 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {mode!r}")
 
         if mode == "hybrid":
-            fused = self._fuse(rankings, dense_sims, sentence_sims, query)
+            fused = self._fuse(rankings, dense_sims, sentence_sims, lexical_all)
         else:
             fused = {pos: 1.0 / (rank + 1) for rank, pos in enumerate(rankings[0])}
         order = sorted(fused, key=lambda p: -fused[p])
@@ -144,7 +149,7 @@ class Retriever:
         return RetrievalResult(hits, qvec, sentence_sims, timings)
 
     def _fuse(self, rankings: list[list[int]], dense_sims: np.ndarray, sentence_sims: np.ndarray,
-              query: str) -> dict[int, float]:
+              lexical: np.ndarray) -> dict[int, float]:
         """Fuse the candidates of both retrievers.
 
         "zscore" (default): (1 - w) * dense + w * z(bm25), where dense = (z(chunk cosine) + s * z(best
@@ -162,7 +167,7 @@ class Retriever:
             best = np.full(len(dense_sims), -1.0, dtype=np.float32)
             np.maximum.at(best, self.index.sentence_owner, sentence_sims)
             dense = (dense + s * _standardise(best)) / (1 + s)
-        z_lex = _standardise(self.index.lexical.scores(query))
+        z_lex = _standardise(lexical)
         return {p: float((1 - w) * dense[p] + w * z_lex[p]) for p in candidates}
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
