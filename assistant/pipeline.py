@@ -23,8 +23,6 @@ _ELLIPTIC_START = re.compile(
 )
 _PRONOUNS = {"det", "detta", "den", "denna", "dessa", "de", "dem", "där", "dit", "då", "it", "this", "that",
              "they", "there"}
-
-
 _TRAILING = {"också", "även", "då", "too", "also"}
 
 
