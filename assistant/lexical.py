@@ -11,6 +11,7 @@ decompounder is on PyPI; BM25 and stemming come from maintained libraries.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from functools import lru_cache
 
@@ -44,6 +45,23 @@ ENGLISH = {
     "unemployed": "arbetslösa", "lots": "delkontrakt", "dialogue": "dialog", "market": "marknad",
     "glossary": "ordlista", "coordinator": "samordnare", "policy": "styrdokument", "court": "dom",
 }
+
+
+# English procurement terms of more than one word, replaced before the word list above applies.
+ENGLISH_PHRASES = {
+    "direct award threshold": "direktupphandlingsgräns", "direct award": "direktupphandling",
+    "direct procurement": "direktupphandling", "reserved contract": "reserverat kontrakt",
+    "social enterprise": "socialt företag", "work integration": "arbetsintegrerande",
+    "work-integrating": "arbetsintegrerande", "state aid": "statsstöd", "public procurement": "upphandling",
+    "framework agreement": "ramavtal", "market dialogue": "marknadsdialog", "employment requirement":
+    "sysselsättningskrav", "innovation partnership": "innovationspartnerskap",
+}
+_PHRASE = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(ENGLISH_PHRASES, key=len, reverse=True))
+                     + r")\b", re.I)
+
+
+def translate_english(text: str) -> str:
+    return _PHRASE.sub(lambda m: ENGLISH_PHRASES[m.group(1).lower()], text)
 
 
 def stem(word: str) -> str:
@@ -103,6 +121,8 @@ class LexicalIndex:
 
     def tokens(self, text: str, translate: bool = False) -> list[str]:
         out: list[str] = []
+        if translate:
+            text = translate_english(text)
         for w in words(text):
             if translate and w in ENGLISH:
                 w = ENGLISH[w]

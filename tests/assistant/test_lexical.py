@@ -3,7 +3,7 @@ few English domain terms."""
 
 from __future__ import annotations
 
-from assistant.lexical import Decompounder, LexicalIndex, stem
+from assistant.lexical import Decompounder, LexicalIndex, stem, translate_english
 
 TEXTS = [
     "Direktupphandlingsgränsen är 700 000 kronor.",  # the compound only
@@ -58,3 +58,11 @@ def test_search_respects_n_and_orders_by_score():
     hits = index.search("gränsen upphandling direkt", 2)
     assert len(hits) == 2
     assert hits[0][1] >= hits[1][1]
+
+
+def test_english_phrases_are_translated_before_words():
+    assert translate_english("What is the Direct Award threshold?") == "What is the direktupphandling threshold?"
+    assert translate_english("the direct award threshold") == "the direktupphandlingsgräns"
+    index = LexicalIndex(TEXTS)
+    hits = index.search("direct award threshold", 5)
+    assert hits[0][0] == 0  # the compound, not "En direkt fråga" nor "Gränsen mot Norge"
