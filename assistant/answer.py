@@ -56,7 +56,6 @@ class SentenceWeights:
     overlap: float = 0.10  # share of the question's content stems found in the sentence
     rank_prior: float = 0.02  # divided by the passage's rank
     figure_bonus: float = 0.03  # the question asks for an amount or a date and the sentence has digits
-    about_document_penalty: float = 0.05
     max_passages: int = 3
 
 
@@ -74,14 +73,12 @@ def score_sentences(question: str, hits: list[Hit], index, sentence_sims: np.nda
             continue
         for j, row in enumerate(index.sentences_of[pos]):
             sentence = index.sentences[row]
-            if _NOT_PROSE.match(sentence) or len(words(sentence)) < 4:
+            if _NOT_PROSE.match(sentence) or _ABOUT_DOCUMENT.match(sentence) or len(words(sentence)) < 4:
                 continue
             overlap = len(q_terms & set(lexical.tokens(sentence))) / len(q_terms) if q_terms else 0.0
             score = float(sentence_sims[row]) + weights.overlap * overlap + weights.rank_prior / max(hit.rank, 1)
             if wants_figure and _HAS_FIGURE.search(sentence):
                 score += weights.figure_bonus
-            if _ABOUT_DOCUMENT.match(sentence):
-                score -= weights.about_document_penalty
             scored.append(ScoredSentence(sentence, hit, score, j, row))
     return sorted(scored, key=lambda s: -s.score)
 

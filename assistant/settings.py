@@ -39,6 +39,7 @@ class Settings:
     candidates: int = 30  # per retriever, before fusion
     fusion: str = "zscore"  # zscore | rrf (see retrieval.Retriever._fuse)
     lexical_weight: float = 0.25  # weight of BM25 in zscore fusion, chosen on SweFAQ + SweQUAD-MC dev
+    document_weight: float = 0.4  # weight of the document's two best chunks (see retrieval._document_evidence)
     sentence_weight: float = 0.0  # weight of the best-matching sentence beside the chunk (dev sets: no gain on average)
     rrf_k: int = 60
     reranker: str | None = None  # a sentence-transformers CrossEncoder name or path; off by default

@@ -132,3 +132,13 @@ def test_rrf_sums_reciprocal_ranks():
     assert scores[10] == pytest.approx(1 / 61)
     assert max(scores, key=scores.get) == 20  # found by both retrievers
     assert set(scores) == {10, 20, 30, 40}
+
+
+def test_document_evidence_is_the_mean_of_each_documents_two_best_chunks():
+    import numpy as np
+
+    from assistant.retrieval import _document_evidence
+
+    scores = np.array([1.0, 3.0, 2.0, 5.0, 0.5, -1.0])
+    doc_of = np.array([0, 0, 0, 1, 2, 2])
+    assert _document_evidence(scores, doc_of).tolist() == [2.5, 2.5, 2.5, 5.0, -0.25, -0.25]
