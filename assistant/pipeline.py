@@ -102,19 +102,22 @@ class Assistant:
         t0 = time.perf_counter()
         question = question.strip()
         query = retrieval_query(question, history)
-        result = self.retriever.search(query, k=self.settings.top_k)
+        # One retriever for the whole question: sentence rows and hits must come from the same index
+        # generation even if a re-index switches generations meanwhile (and CURRENT is read once).
+        retriever = self.retriever
+        result = retriever.search(query, k=self.settings.top_k)
         timings = dict(result.timings_ms)
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         hits = result.hits
         t1 = time.perf_counter()
-        answer = self._answer(question, query, list(history), hits, result.sentence_sims)
+        answer = self._answer(question, query, list(history), hits, result.sentence_sims, retriever.index)
         timings["answer"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = timings
         answer.retrieval_query = query
         return answer
 
-    def is_relevant(self, query: str, hits: list[Hit]) -> bool:
+    def is_relevant(self, query: str, hits: list[Hit], index: LoadedIndex) -> bool:
         """The calibrated refusal rule (see Settings.min_relevance and max_novelty)."""
         if not hits:
             return False
@@ -123,14 +126,15 @@ class Assistant:
             return (hits[0].dense or 0.0) >= self.settings.min_relevance_crosslingual
         if (hits[0].dense or 0.0) < self.settings.min_relevance:
             return False
-        return self.loaded_index.lexical.novelty(query) <= self.settings.max_novelty
+        return index.lexical.novelty(query) <= self.settings.max_novelty
 
     def _refuse(self, question: str, hits: list[Hit], mode: str) -> Answer:
         nearest = hits[:3]
         return Answer(question, extractive.refusal_text(nearest), True, [], mode, nearest=nearest)
 
-    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], sentence_sims) -> Answer:
-        if not question or not self.is_relevant(query, hits):
+    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], sentence_sims,
+                index: LoadedIndex) -> Answer:
+        if not question or not self.is_relevant(query, hits, index):
             return self._refuse(question, hits, "extractive")
         if self.settings.llm_provider:
             from assistant import llm
@@ -144,7 +148,6 @@ class Assistant:
                     return Answer(question, shown, False, citations, "llm", nearest=[])
             except llm.LLMError:
                 pass  # fall through to the extractive answer: a broken LLM must not break answers
-        index = self.loaded_index
         scored = extractive.score_sentences(query, hits, index, sentence_sims)
         chosen = extractive.select(scored, self.settings.answer_sentences, index.sentence_vectors)
         if not chosen:
