@@ -49,6 +49,69 @@ _ABOUT_DOCUMENT = re.compile(
 )
 
 
+# A question that asks for a number - a cost, a duration, a count - is answered only by a sentence that
+# states that kind of number. A related sentence with some other figure ("lagen (2022:900) trädde i kraft
+# 2023-01-01" for "vad kostar registreringen?") reads like an answer while leaving the question open: a
+# wrong answer in disguise, so the assistant says the documents do not tell. Hand-written because the
+# answer types are few and this is where an extractive answer most easily misleads.
+_NUM_WORD = r"(två|tre|fyra|fem|sex|sju|åtta|nio|tio|elva|tolv|\w+(ton|tio)|\w*(hundra|tusen)\w*|two|three|\w+teen)"
+_ASKS = (  # (answer type, question pattern); the first match decides
+    ("since", re.compile(r"\b(hur länge (har|hade)|sedan när|how long ha(s|ve))\b", re.I)),  # "sedan 1990"
+    ("duration", re.compile(r"\b(hur länge|hur långa?|how long)\b", re.I)),
+    ("money", re.compile(
+        r"\b(vad kostar|kostar \w+ något|vilket belopp|hur stort belopp|hur mycket (pengar|kostar|stöd|bidrag)|"
+        r"hur hög\w* (avgift|sanktionsavgift|ersättning|pris)\w*|how much (money|aid|grant|does)|what does .+ cost)\b",
+        re.I)),
+    ("count", re.compile(r"\b(hur många|hur mycket|hur stor\w*|hur hög\w*|how many|how much)\b", re.I)),
+)
+_STATES = {
+    "since": re.compile(r"\b(19|20)\d{2}\b"),
+    "duration": re.compile(
+        rf"\b(\d+|en|ett|{_NUM_WORD})\s+(år|månad\w*|veck\w*|dag\w*|timm\w*|years?|months?|weeks?|days?)\b"
+        r"|\bhalvår\w*", re.I),
+    "money": re.compile(r"\d[\d\s,.]*\s*(kr\b|kronor|sek\b|euro|eur\b|prisbasbelopp|procent|%|"
+                        r"(miljon|miljard)\w* (kronor|euro))|\b(gratis|kostnadsfri\w*|avgiftsfri\w*|ingen avgift)\b",
+                        re.I),
+    "count": re.compile(rf"\d|\b({_NUM_WORD}|hälften|halva|dubbelt|tredjedel\w*|fjärdedel\w*|procent\w*)\b", re.I),
+}
+# Figures that are not quantities: dates, years, SFS numbers, chapters and sections of a law.
+_NOT_QUANTITY = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{4}:\d+\b|\b\d+\s*(kap\.|§)|§+\s*\d+|\b(19|20)\d{2}\b|\bartikel \d+", re.I
+)
+
+
+RESCUE_MARGIN = 0.12  # chosen on the number-asking questions of SweFAQ, SweQUAD-MC dev and eval (README)
+
+
+def asked_number(question: str) -> str | None:
+    """The kind of number the question asks for ("duration", "money", "count"), or None."""
+    return next((kind for kind, pattern in _ASKS if pattern.search(question)), None)
+
+
+def states_number(kind: str, sentence: str) -> bool:
+    text = display_sentence(sentence)  # the display form has no "(källa: S54)" notes
+    if kind != "since":
+        text = _NOT_QUANTITY.sub(" ", text)
+    return bool(_STATES[kind].search(text))
+
+
+def with_asked_number(question: str, chosen: list[ScoredSentence], wider: list[ScoredSentence], n: int,
+                      vectors: np.ndarray, margin: float = RESCUE_MARGIN) -> list[ScoredSentence]:
+    """``chosen`` when it states the kind of number the question asks for (or none is asked for).
+    Otherwise the best sentence of all retrieved passages (``wider``) that states one joins the answer,
+    if it scores within ``margin`` of the best chosen sentence; else [] (the caller refuses)."""
+    kind = asked_number(question)
+    if kind is None or not chosen or any(states_number(kind, s.text) for s in chosen):
+        return chosen
+    floor = max(s.score for s in chosen) - margin
+    best = next((s for s in wider if s.score >= floor and states_number(kind, s.text)), None)
+    if best is None:
+        return []
+    # best first and no margin: it stays in even though it scores below the chosen ones
+    rest = sorted((s for s in chosen if s.row != best.row), key=lambda s: -s.score)
+    return select([best, *rest], n, vectors, margin=float("inf"))
+
+
 @dataclass(frozen=True)
 class SentenceWeights:
     """How sentences are scored; chosen on the project's eval set (key-fact coverage), see README."""

@@ -149,7 +149,12 @@ class Assistant:
             except llm.LLMError:
                 pass  # fall through to the extractive answer: a broken LLM must not break answers
         scored = extractive.score_sentences(query, hits, index, sentence_sims)
-        chosen = extractive.select(scored, self.settings.answer_sentences, index.sentence_vectors)
+        n, vectors = self.settings.answer_sentences, index.sentence_vectors
+        chosen = extractive.select(scored, n, vectors)
+        if chosen and extractive.asked_number(question):
+            wider = extractive.score_sentences(query, hits, index, sentence_sims,
+                                               extractive.SentenceWeights(max_passages=len(hits)))
+            chosen = extractive.with_asked_number(question, chosen, wider, n, vectors)
         if not chosen:
             return self._refuse(question, hits, "extractive")
         text, citations = extractive.compose(chosen)

@@ -6,12 +6,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from assistant.answer import REFUSAL, display_sentence, refusal_text
+from assistant.answer import (
+    REFUSAL,
+    RESCUE_MARGIN,
+    ScoredSentence,
+    asked_number,
+    display_sentence,
+    refusal_text,
+    states_number,
+    with_asked_number,
+)
 from assistant.cite import verify
 from assistant.settings import Settings
 from assistant.text import normalize_ws, split_sentences
+from assistant.types import Chunk, Hit
 
 ANSWERABLE = [
     ("Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?", "handbok.pdf"),
@@ -154,3 +165,61 @@ def test_refusal_text_lists_the_nearest(served):
 def test_answer_text_has_no_line_breaks_inside_sentences(served):
     answer = served.assistant.ask(ANSWERABLE[0][0])
     assert "\n" not in answer.answer
+
+
+# --- questions that ask for a number ---------------------------------------------------------------
+
+def test_asked_number_kinds():
+    assert asked_number("Vad kostar det att registrera sig?") == "money"
+    assert asked_number("Upp till vilket belopp får kommunen köpa direkt?") == "money"
+    assert asked_number("Hur lång uppsägningstid har ett IOP?") == "duration"
+    assert asked_number("Hur länge har LVU funnits?") == "since"
+    assert asked_number("Hur många anställda har företaget?") == "count"
+    assert asked_number("How many municipalities took part?") == "count"
+    assert asked_number("Får kommunen reservera en upphandling?") is None
+    assert asked_number("Hur långt borta är avvecklingen?") is None  # distance, not a duration
+
+
+def test_dates_laws_and_source_notes_are_not_the_number_asked_for():
+    assert not states_number("count", "Lagen (2022:900) trädde i kraft 2023-01-01 (källa: S54).")
+    assert not states_number("count", "Det följer av 4 kap. 18 § LOU och artikel 20 i direktivet.")
+    assert not states_number("money", "Konferensen hade fler än 500 deltagare.")
+    assert not states_number("duration", "Enligt Forum fanns det omkring 60 IOP år 2018.")
+    assert states_number("money", "Gränsen är 700 000 kronor från och med 2022-02-01.")
+    assert states_number("money", "Registreringen är kostnadsfri.")
+    assert states_number("duration", "Avtalet löper i tre år.")
+    assert states_number("since", "Lagen kom år 1990.")
+    assert states_number("count", "Minst 30 procent av de anställda ska tillhöra målgruppen.")
+
+
+def _sentence(text: str, score: float, row: int) -> ScoredSentence:
+    chunk = Chunk(f"c{row}", text, "a.md", "/corpus", "A", "", None, 0)
+    return ScoredSentence(text, Hit(chunk, score, rank=1), score, 0, row)
+
+
+def test_a_sentence_with_the_asked_number_joins_the_answer_only_within_the_margin():
+    chosen = [_sentence("Direktupphandling är ett sätt att köpa utan annons.", 0.95, 0)]
+    figure = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN + 0.01, 1)
+    vectors = np.eye(4, dtype=np.float32)
+    question = "Upp till vilket belopp får kommunen direktupphandla?"
+    assert [s.row for s in with_asked_number(question, chosen, [figure], 4, vectors)] == [1, 0]
+    too_weak = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN - 0.01, 1)
+    assert with_asked_number(question, chosen, [too_weak], 4, vectors) == []
+    # a question that asks for no number keeps its sentences as they are
+    assert with_asked_number("Vad är direktupphandling?", chosen, [], 4, vectors) is chosen
+
+
+def test_number_question_answered_with_the_number(served):
+    answer = served.assistant.ask("Upp till vilket belopp får en kommun direktupphandla?")
+    assert not answer.abstained
+    assert "700 000 kronor" in answer.answer
+
+
+def test_number_question_the_documents_do_not_answer_is_refused(served):
+    """Near the corpus' topics, so the relevance rule alone would answer; no passage states a cost."""
+    question = "Vad kostar det att delta i de regionala nätverken för sociala företag?"
+    hits, _ = served.assistant.search(question)
+    assert served.assistant.is_relevant(question, hits, served.assistant.loaded_index)
+    answer = served.assistant.ask(question)
+    assert answer.abstained and answer.citations == []
+    assert answer.answer.startswith(REFUSAL)
