@@ -199,8 +199,16 @@ def compose(chosen: list[ScoredSentence]) -> tuple[str, list[Citation]]:
     return " ".join(parts), citations
 
 
-def refusal_text(nearest: list[Hit]) -> str:
-    lines = [REFUSAL, REFUSAL_HINT]
+MISSING_NUMBER = {  # why a number question was refused, shown under REFUSAL
+    "money": "Frågan gäller ett belopp, men inget av de funna avsnitten anger något.",
+    "duration": "Frågan gäller en tidsrymd, men inget av de funna avsnitten anger någon.",
+    "since": "Frågan gäller sedan när, men inget av de funna avsnitten anger något årtal.",
+    "count": "Frågan gäller ett antal eller en storlek, men inget av de funna avsnitten anger någon siffra.",
+}
+
+
+def refusal_text(nearest: list[Hit], reason: str = "") -> str:
+    lines = [REFUSAL, *([reason] if reason else []), REFUSAL_HINT]
     for h in nearest:
         where = " – ".join(p for p in (h.chunk.title, h.chunk.section) if p)
         page = f", s. {h.chunk.page}" if h.chunk.page else ""

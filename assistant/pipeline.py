@@ -128,9 +128,10 @@ class Assistant:
             return False
         return index.lexical.novelty(query) <= self.settings.max_novelty
 
-    def _refuse(self, question: str, hits: list[Hit], mode: str) -> Answer:
+    def _refuse(self, question: str, hits: list[Hit], mode: str, reason: str = "") -> Answer:
         nearest = hits[:3]
-        return Answer(question, extractive.refusal_text(nearest), True, [], mode, nearest=nearest)
+        return Answer(question, extractive.refusal_text(nearest, reason), True, [], mode, nearest=nearest,
+                      reason=reason)
 
     def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], sentence_sims,
                 index: LoadedIndex) -> Answer:
@@ -155,6 +156,9 @@ class Assistant:
             wider = extractive.score_sentences(query, hits, index, sentence_sims,
                                                extractive.SentenceWeights(max_passages=len(hits)))
             chosen = extractive.with_asked_number(question, chosen, wider, n, vectors)
+            if not chosen:
+                reason = extractive.MISSING_NUMBER[extractive.asked_number(question)]
+                return self._refuse(question, hits, "extractive", reason)
         if not chosen:
             return self._refuse(question, hits, "extractive")
         text, citations = extractive.compose(chosen)

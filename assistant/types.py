@@ -108,6 +108,7 @@ class Answer:
     citations: list[Citation]
     mode: str  # "extractive" or "llm"
     nearest: list[Hit] = field(default_factory=list)  # offered instead when abstaining
+    reason: str = ""  # why it abstained, when more specific than "the documents do not say"
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_query: str = ""
 
@@ -120,6 +121,7 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "mode": self.mode,
             "nearest": [h.to_json() for h in self.nearest],
+            "reason": self.reason,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 

@@ -87,6 +87,7 @@ def turn_from_answer(number: int, answer: Answer, settings: Settings, documents:
     return {
         "number": number, "question": answer.question, "answer": answer.answer, "abstained": answer.abstained,
         "mode": answer.mode, "citations": citations, "nearest": nearest, "feedback_id": None,
+        "reason": answer.reason,
     }
 
 
@@ -141,7 +142,8 @@ def refusal_message(turn: dict[str, Any]) -> str:
         f'<li><a href="#{anchor(turn["number"], c["n"])}">{html.escape(_where(c))}</a></li>' for c in turn["nearest"]
     )
     listing = f"<ul>{items}</ul>" if items else ""
-    return (f'<div class="refusal" role="note"><strong>{REFUSAL_HEADING}</strong>'
+    reason = f"<p>{html.escape(turn['reason'])}</p>" if turn.get("reason") else ""
+    return (f'<div class="refusal" role="note"><strong>{REFUSAL_HEADING}</strong>{reason}'
             f"<p>{html.escape(REFUSAL_HINT)}</p>{listing}</div>")
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.answer import (
+    MISSING_NUMBER,
     REFUSAL,
     RESCUE_MARGIN,
     ScoredSentence,
@@ -141,7 +142,8 @@ def test_empty_question_is_refused(served):
 
 def test_answer_json_contract(served):
     data = served.assistant.ask(ANSWERABLE[1][0]).to_json("q1")
-    assert set(data) == {"id", "question", "answer", "abstained", "citations", "mode", "nearest", "timings_ms"}
+    assert set(data) == {"id", "question", "answer", "abstained", "citations", "mode", "nearest", "timings_ms",
+                         "reason"}
     assert data["id"] == "q1"
     for c in data["citations"]:
         assert set(c) == {"n", "source", "title", "section", "page", "quote"}
@@ -222,4 +224,5 @@ def test_number_question_the_documents_do_not_answer_is_refused(served):
     assert served.assistant.is_relevant(question, hits, served.assistant.loaded_index)
     answer = served.assistant.ask(question)
     assert answer.abstained and answer.citations == []
-    assert answer.answer.startswith(REFUSAL)
+    assert answer.answer.splitlines()[:2] == [REFUSAL, MISSING_NUMBER["money"]]
+    assert answer.reason == MISSING_NUMBER["money"]

@@ -101,6 +101,16 @@ def test_refusal_turn_offers_nearest_passages():
     assert 'class="refusal"' in panel and "Rapporten beskriver nätverket." in panel
     assert "2018-01-01" in turn["nearest"][1]["notices"][0]
     assert feedback_sources(turn)[0]["nearest"] is True
+    assert "<strong>Underlaget svarar inte på det.</strong><p>De närmaste" in message  # no reason given
+
+
+def test_refusal_turn_says_why_when_the_asked_number_is_missing():
+    hits = [Hit(_chunk("natverket.pdf", "Rapporten beskriver nätverket."), 0.5, rank=1)]
+    reason = "Frågan gäller ett belopp, men inget av de funna avsnitten anger något."
+    answer = Answer("Vad kostar det?", "Underlaget svarar inte på det.", True, [], "extractive", nearest=hits,
+                    reason=reason)
+    message = full_message(turn_from_answer(1, answer, _settings(), {}, today=TODAY))
+    assert f"<strong>Underlaget svarar inte på det.</strong><p>{reason}</p>" in message
 
 
 def test_panel_keeps_earlier_answers_folded():
