@@ -211,8 +211,9 @@ def sources_html(turns: list[dict[str, Any]]) -> str:
     for i, turn in enumerate(reversed(turns)):
         head = f"Svar {turn['number']}: {html.escape(turn['question'])}"
         if turn["abstained"]:
-            body = ('<p class="refusal" role="note"><strong>Underlaget svarar inte på frågan.</strong> De närmaste '
-                    "avsnitten nedan kan ge ledtrådar men besvarar den inte.</p>")
+            reason = f" {html.escape(turn['reason'])}" if turn.get("reason") else ""
+            body = (f'<p class="refusal" role="note"><strong>Underlaget svarar inte på frågan.</strong>{reason} '
+                    "De närmaste avsnitten nedan kan ge ledtrådar men besvarar den inte.</p>")
             items = turn["nearest"]
         else:
             body, items = "", turn["citations"]

@@ -109,8 +109,9 @@ def test_refusal_turn_says_why_when_the_asked_number_is_missing():
     reason = "Frågan gäller ett belopp, men inget av de funna avsnitten anger något."
     answer = Answer("Vad kostar det?", "Underlaget svarar inte på det.", True, [], "extractive", nearest=hits,
                     reason=reason)
-    message = full_message(turn_from_answer(1, answer, _settings(), {}, today=TODAY))
-    assert f"<strong>Underlaget svarar inte på det.</strong><p>{reason}</p>" in message
+    turn = turn_from_answer(1, answer, _settings(), {}, today=TODAY)
+    assert f"<strong>Underlaget svarar inte på det.</strong><p>{reason}</p>" in full_message(turn)
+    assert f"<strong>Underlaget svarar inte på frågan.</strong> {reason} De närmaste" in sources_html([turn])
 
 
 def test_panel_keeps_earlier_answers_folded():
