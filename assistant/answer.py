@@ -84,7 +84,7 @@ RESCUE_MARGIN = 0.12  # chosen on the number-asking questions of SweFAQ, SweQUAD
 
 
 def asked_number(question: str) -> str | None:
-    """The kind of number the question asks for ("duration", "money", "count"), or None."""
+    """The kind of number the question asks for ("since", "duration", "money", "count"), or None."""
     return next((kind for kind, pattern in _ASKS if pattern.search(question)), None)
 
 
@@ -95,12 +95,11 @@ def states_number(kind: str, sentence: str) -> bool:
     return bool(_STATES[kind].search(text))
 
 
-def with_asked_number(question: str, chosen: list[ScoredSentence], wider: list[ScoredSentence], n: int,
+def with_asked_number(kind: str | None, chosen: list[ScoredSentence], wider: list[ScoredSentence], n: int,
                       vectors: np.ndarray, margin: float = RESCUE_MARGIN) -> list[ScoredSentence]:
-    """``chosen`` when it states the kind of number the question asks for (or none is asked for).
+    """``chosen`` when it states the ``kind`` of number the question asks for (or none is asked for).
     Otherwise the best sentence of all retrieved passages (``wider``) that states one joins the answer,
     if it scores within ``margin`` of the best chosen sentence; else [] (the caller refuses)."""
-    kind = asked_number(question)
     if kind is None or not chosen or any(states_number(kind, s.text) for s in chosen):
         return chosen
     floor = max(s.score for s in chosen) - margin

@@ -152,13 +152,13 @@ class Assistant:
         scored = extractive.score_sentences(query, hits, index, sentence_sims)
         n, vectors = self.settings.answer_sentences, index.sentence_vectors
         chosen = extractive.select(scored, n, vectors)
-        if chosen and extractive.asked_number(question):
+        kind = extractive.asked_number(question)
+        if chosen and kind:
             wider = extractive.score_sentences(query, hits, index, sentence_sims,
                                                extractive.SentenceWeights(max_passages=len(hits)))
-            chosen = extractive.with_asked_number(question, chosen, wider, n, vectors)
+            chosen = extractive.with_asked_number(kind, chosen, wider, n, vectors)
             if not chosen:
-                reason = extractive.MISSING_NUMBER[extractive.asked_number(question)]
-                return self._refuse(question, hits, "extractive", reason)
+                return self._refuse(question, hits, "extractive", extractive.MISSING_NUMBER[kind])
         if not chosen:
             return self._refuse(question, hits, "extractive")
         text, citations = extractive.compose(chosen)

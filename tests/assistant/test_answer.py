@@ -203,12 +203,12 @@ def test_a_sentence_with_the_asked_number_joins_the_answer_only_within_the_margi
     chosen = [_sentence("Direktupphandling är ett sätt att köpa utan annons.", 0.95, 0)]
     figure = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN + 0.01, 1)
     vectors = np.eye(4, dtype=np.float32)
-    question = "Upp till vilket belopp får kommunen direktupphandla?"
-    assert [s.row for s in with_asked_number(question, chosen, [figure], 4, vectors)] == [1, 0]
+    kind = asked_number("Upp till vilket belopp får kommunen direktupphandla?")
+    assert [s.row for s in with_asked_number(kind, chosen, [figure], 4, vectors)] == [1, 0]
     too_weak = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN - 0.01, 1)
-    assert with_asked_number(question, chosen, [too_weak], 4, vectors) == []
+    assert with_asked_number(kind, chosen, [too_weak], 4, vectors) == []
     # a question that asks for no number keeps its sentences as they are
-    assert with_asked_number("Vad är direktupphandling?", chosen, [], 4, vectors) is chosen
+    assert with_asked_number(asked_number("Vad är direktupphandling?"), chosen, [], 4, vectors) is chosen
 
 
 def test_number_question_answered_with_the_number(served):
