@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from assistant import answer as extractive
 from assistant.embeddings import Embedder, load_embedder
@@ -149,13 +150,16 @@ class Assistant:
                     return Answer(question, shown, False, citations, "llm", nearest=[])
             except llm.LLMError:
                 pass  # fall through to the extractive answer: a broken LLM must not break answers
-        scored = extractive.score_sentences(query, hits, index, sentence_sims)
         n, vectors = self.settings.answer_sentences, index.sentence_vectors
-        chosen = extractive.select(scored, n, vectors)
         kind = extractive.asked_number(question)
+        # A number question may borrow a sentence from any retrieved passage (with_asked_number): score
+        # them all once; the answer itself is chosen from the top passages' share.
+        weights = extractive.SentenceWeights()
+        passages = len(hits) if kind else weights.max_passages
+        wider = extractive.score_sentences(query, hits, index, sentence_sims, replace(weights, max_passages=passages))
+        top = {h.chunk.id for h in hits[: weights.max_passages]}
+        chosen = extractive.select([s for s in wider if s.hit.chunk.id in top], n, vectors)
         if chosen and kind:
-            wider = extractive.score_sentences(query, hits, index, sentence_sims,
-                                               extractive.SentenceWeights(max_passages=len(hits)))
             chosen = extractive.with_asked_number(kind, chosen, wider, n, vectors)
             if not chosen:
                 return self._refuse(question, hits, "extractive", extractive.MISSING_NUMBER[kind])

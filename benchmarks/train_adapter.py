@@ -103,8 +103,6 @@ def dev_sets(count_tokens, target_tokens: int, rng: random.Random) -> dict[str, 
 
 def dev_scores(model, sets, cache: dict) -> str:
     """Dense MRR@10 / R@1 of the query encoder against base-model passage vectors."""
-    import torch
-
     parts = []
     for name, (pairs, pool) in sets.items():
         if name not in cache:

@@ -142,7 +142,7 @@ def refusal_message(turn: dict[str, Any]) -> str:
         f'<li><a href="#{anchor(turn["number"], c["n"])}">{html.escape(_where(c))}</a></li>' for c in turn["nearest"]
     )
     listing = f"<ul>{items}</ul>" if items else ""
-    reason = f"<p>{html.escape(turn['reason'])}</p>" if turn.get("reason") else ""
+    reason = f"<p>{html.escape(turn['reason'])}</p>" if turn["reason"] else ""
     return (f'<div class="refusal" role="note"><strong>{REFUSAL_HEADING}</strong>{reason}'
             f"<p>{html.escape(REFUSAL_HINT)}</p>{listing}</div>")
 
@@ -211,7 +211,7 @@ def sources_html(turns: list[dict[str, Any]]) -> str:
     for i, turn in enumerate(reversed(turns)):
         head = f"Svar {turn['number']}: {html.escape(turn['question'])}"
         if turn["abstained"]:
-            reason = f" {html.escape(turn['reason'])}" if turn.get("reason") else ""
+            reason = f" {html.escape(turn['reason'])}" if turn["reason"] else ""
             body = (f'<p class="refusal" role="note"><strong>Underlaget svarar inte på frågan.</strong>{reason} '
                     "De närmaste avsnitten nedan kan ge ledtrådar men besvarar den inte.</p>")
             items = turn["nearest"]
