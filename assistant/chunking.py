@@ -15,7 +15,7 @@ from assistant.text import split_sentences
 from assistant.types import Block, Chunk, SourceDocument
 
 # Bump when the output of this module (or the stored sentence vectors) changes: the index is then rebuilt.
-CHUNKER_VERSION = "5"  # 5: PDF running headers dropped, hyphenation joined
+CHUNKER_VERSION = "6"  # 6: heading-like lines are sentence units of their own
 
 
 def chunk_document(

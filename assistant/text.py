@@ -53,7 +53,8 @@ def _next_starts_sentence(text: str, pos: int) -> bool:
 def split_sentences(text: str) -> list[str]:
     """Split into sentences; each returned sentence is an exact substring of ``text``.
 
-    Lines of lists and tables are units of their own; prose lines are joined within a paragraph.
+    Lines of lists and tables are units of their own, and so is a heading-like line (see
+    ``_heading_breaks``); other prose lines are joined within a paragraph.
     """
     sentences: list[str] = []
     for para in re.split(r"\n\s*\n", text):
@@ -61,10 +62,50 @@ def split_sentences(text: str) -> list[str]:
         if any(_LIST_LINE.match(line) for line in lines):
             units = [line for line in lines if line.strip()]
         else:
-            units = [para]
+            units = _heading_breaks(para)
         for unit in units:
             sentences.extend(_split_unit(unit))
     return [s for s in sentences if s]
+
+
+HEADING_MAX_WORDS = 10  # a visual line of running PDF prose is longer; a heading rarely is
+_CLOSED = re.compile(r"[.!?…:;,\"'”’)\]]\s*$")
+_INNER_END = re.compile(r"[.!?…]\s")
+# A line ending in one of these is running text broken by the layout, never a heading: "Det gäller\nLOU".
+_CONTINUES = frozenset({
+    "är", "var", "blir", "och", "att", "som", "för", "i", "på", "med", "av", "till", "om", "den", "det", "en",
+    "ett", "de", "har", "hade", "kan", "ska", "får", "gäller", "eller", "men", "från", "vid", "under", "efter",
+    "enligt", "inom", "mellan", "samt", "så", "än", "hos", "mot", "utan", "genom", "the", "of", "and", "to",
+})
+
+
+def is_heading_like(line: str) -> bool:
+    """A short line without closing punctuation: a heading, a title line or a list stub, not prose."""
+    stripped = line.strip()
+    tokens = stripped.split()
+    return (bool(tokens) and len(tokens) <= HEADING_MAX_WORDS and not _CLOSED.search(stripped)
+            and not _INNER_END.search(stripped) and tokens[-1].lower() not in _CONTINUES)
+
+
+def _heading_breaks(para: str) -> list[str]:
+    """Cut a paragraph after each heading-like line that stands alone: the line before it closed a
+    sentence (or there is none) and the next line starts with a capital letter.
+
+    Plain-text exports (and many authority web texts) put a heading on its own line directly above its
+    text; joined, "Efter beslut Beslutet skickas …" would become one sentence that starts with a title."""
+    lines = para.split("\n")
+    units: list[str] = []
+    current: list[str] = []
+    for i, line in enumerate(lines):
+        current.append(line)
+        nxt = lines[i + 1].lstrip() if i + 1 < len(lines) else ""
+        alone = i == 0 or bool(_CLOSED.search(lines[i - 1])) or is_heading_like(lines[i - 1])
+        if nxt and (nxt[0].isupper() or nxt[0] in "\"”“'") and alone and is_heading_like(line):
+            units.append("\n".join(current))
+            current = []
+    if current:
+        units.append("\n".join(current))
+    return units
 
 
 def _split_unit(unit: str) -> list[str]:

@@ -72,3 +72,22 @@ def test_normalize_ws():
 
 def test_words_lowercases_and_keeps_swedish_letters_and_paragraph_sign():
     assert words("Åtta ÄGG, 18 § och Öl!") == ["åtta", "ägg", "18", "§", "och", "öl"]
+
+
+def test_a_heading_line_above_its_text_is_a_unit_of_its_own():
+    text = ("Efter beslut\nBeslutet skickas till ambassaden. Ta med ditt pass.\nSå länge gäller tillståndet\n"
+            "Du kan få tillstånd.")
+    assert split_sentences(text) == [
+        "Efter beslut", "Beslutet skickas till ambassaden.", "Ta med ditt pass.", "Så länge gäller tillståndet",
+        "Du kan få tillstånd.",
+    ]
+
+
+def test_wrapped_prose_lines_are_not_taken_for_headings():
+    # a long line, or a short one continued in lower case, is running text
+    text = ("Kommunen kan reservera kontrakt för leverantörer vars huvudsakliga syfte\när social integration. "
+            "Det gäller\nLOU och LUF.")
+    assert split_sentences(text) == [
+        "Kommunen kan reservera kontrakt för leverantörer vars huvudsakliga syfte\när social integration.",
+        "Det gäller\nLOU och LUF.",
+    ]
