@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from assistant import answer as extractive
 from assistant.embeddings import Embedder, load_embedder
-from assistant.indexer import Progress, build_index, current_name
+from assistant.indexer import Progress, build_index, current_generation, current_name
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
 from assistant.text import looks_english, words
@@ -52,6 +52,7 @@ class Assistant:
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()
+        self._documents: tuple[str, dict[str, dict]] | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -91,6 +92,18 @@ class Assistant:
     @property
     def loaded_index(self) -> LoadedIndex:
         return self.retriever.index
+
+    def documents(self) -> dict[str, dict]:
+        """The served generation's documents (manifest entries by key), read without loading the index:
+        the chat and the API list and serve documents without paying for a model or vectors."""
+        name = current_name(self.settings.index_dir)
+        if name is None:
+            return {}
+        cached = self._documents
+        if cached is None or cached[0] != name:
+            generation = current_generation(self.settings.index_dir)
+            cached = self._documents = (name, generation.files if generation else {})
+        return cached[1]
 
     def search(self, question: str, k: int | None = None, history: Sequence[str] = (),
                mode: str | None = None) -> tuple[list[Hit], dict[str, float]]:

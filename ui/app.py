@@ -205,7 +205,7 @@ class ChatApp:
         yield pending, turns, gr.update(), _status("Söker i underlaget …")
         try:
             result = self.assistant.ask(question, history=history)
-            manifest = self.assistant.loaded_index.documents()
+            manifest = self.assistant.documents()
         except Exception:
             log.exception("answering failed")
             failed = [*messages, {"role": "assistant", "content": (
@@ -284,7 +284,7 @@ class ChatApp:
     def _admin_view(self, report=None) -> tuple:
         """Indexed documents, removal choices, skipped files (from a build, or recomputed) and a summary."""
         try:
-            manifest = self.assistant.loaded_index.documents()
+            manifest = self.assistant.documents()
         except Exception:
             manifest = {}
         rows = sorted([e["source"], e.get("title", ""), Path(e["corpus_dir"]).name] for e in manifest.values())
@@ -482,7 +482,7 @@ def create_app(assistant: Assistant) -> FastAPI:
     """The FastAPI app: /doc/... for the indexed documents, the chat at /."""
     s = assistant.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(documents.router(s, lambda: assistant.loaded_index.documents().values()))
+    app.include_router(documents.router(s, lambda: assistant.documents().values()))
     return gr.mount_gradio_app(
         app, build(assistant), path="/", server_name=s.host, server_port=s.port,
         footer_links=["api", "settings"], run_history=False,  # run history would keep questions in the browser
