@@ -115,6 +115,10 @@ class Assistant:
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         t0 = time.perf_counter()
         question = question.strip()
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            return self.too_long(question)
+        history = [h[:limit] for h in history]  # earlier questions were held to the same limit
         query = retrieval_query(question, history)
         # One retriever for the whole question: sentence rows and hits must come from the same index
         # generation even if a re-index switches generations meanwhile (and CURRENT is read once).
@@ -130,6 +134,12 @@ class Assistant:
         answer.timings_ms = timings
         answer.retrieval_query = query
         return answer
+
+    def too_long(self, question: str) -> Answer:
+        """A refusal, before any retrieval, of a question over ``settings.max_question_chars``."""
+        reason = (f"Frågan är för lång ({len(question)} tecken; högst {self.settings.max_question_chars}). "
+                  "Korta ner den till det du vill veta och fråga igen.")
+        return Answer(question, reason, True, [], "extractive", reason=reason)
 
     def is_relevant(self, query: str, hits: list[Hit], index: LoadedIndex) -> bool:
         """The calibrated refusal rule (see Settings.min_relevance and max_novelty)."""

@@ -52,6 +52,10 @@ class Settings:
     max_novelty: float = 0.8
     min_relevance_crosslingual: float = 0.815  # English questions (few dev questions: a rough setting)
     answer_sentences: int = 4
+    # Longer questions are refused (not truncated): ~2000 characters of Swedish is about the 512 tokens
+    # the e5 model reads at all, 16 times the longest question of the eval set; it also bounds the work
+    # (tokenising, compound splitting, BM25) one request can cause.
+    max_question_chars: int = 2000
     # optional LLM (through LangChain): "" (off), "openai" (any compatible endpoint) or "ollama"
     llm_provider: str = ""
     llm_model: str = ""
@@ -62,6 +66,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     admin_password: str = ""  # the admin view exists only when this is set
+    admin_session_minutes: int = 60  # an admin login (and its upload cookie) lapses after this long unused
+    max_upload_mb: int = 50  # per uploaded file (admin only)
     stale_after_days: int = 365  # warn when a cited document was last checked longer ago
     feedback_db: Path | None = None  # default: <home>/feedback.sqlite3
 

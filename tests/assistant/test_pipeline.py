@@ -15,3 +15,16 @@ def test_documents_come_from_the_manifest_without_loading_the_index(served):
 
 def test_documents_of_a_folder_without_index_are_empty(tmp_path, settings_for, corpus):
     assert Assistant(settings_for(corpus.dir)).documents() == {}
+
+
+def test_a_question_over_the_limit_is_refused_before_any_work(served):
+    limited = Assistant(served.settings.with_(max_question_chars=50), embedder=None)  # no model, no index needed
+    answer = limited.ask("Vad gäller för direktupphandling? " * 5)
+    assert answer.abstained and answer.citations == [] and answer.nearest == []
+    assert answer.reason.startswith("Frågan är för lång (") and "högst 50" in answer.reason
+    assert answer.to_json()["reason"] == answer.reason
+    assert limited._embedder is None  # refused before the model was even loaded
+
+    within = Assistant(served.settings.with_(max_question_chars=len("Vilken är direktupphandlingsgränsen?")),
+                       served.assistant.embedder)
+    assert not within.ask("  Vilken är direktupphandlingsgränsen?  ").reason.startswith("Frågan är för lång")
