@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 from assistant.settings import Settings
 
@@ -25,6 +26,22 @@ _DOC_CSS = (
     "padding:0 1rem;line-height:1.55;color:#1f2937}mark{background:#fde68a}table{border-collapse:collapse}"
     "td,th{border:1px solid #d1d5db;padding:.25rem .5rem}pre{white-space:pre-wrap}"
 )
+
+
+class _AnyPath(Convertor):
+    """Starlette's "path" is ``.*``, which stops at a newline: a file name with a control character
+    decoded from %0A would never reach the route (a dead link). This one matches every character."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anypath", _AnyPath())
 
 
 def corpus_number(settings: Settings, corpus_dir: str | Path) -> int | None:
@@ -42,7 +59,7 @@ def document_url(settings: Settings, corpus_dir: str | Path, source: str, page: 
     number = corpus_number(settings, corpus_dir)
     if number is None:
         return None
-    url = f"{ROUTE_PREFIX}/{number}/{quote(source)}"
+    url = f"{ROUTE_PREFIX}/{number}/{quote(source, safe='/')}"  # everything but the folder separator
     if page and source.lower().endswith(".pdf"):
         return f"{url}#page={page}"
     fragment = text_fragment(quote_text) if source.lower().endswith((".md", ".markdown", ".txt")) else ""
@@ -139,7 +156,7 @@ def router(settings: Settings, manifest: Callable[[], Iterable[dict]]) -> APIRou
     """``manifest`` returns the served index's entries; it is called per request so re-indexing counts."""
     api = APIRouter()
 
-    @api.get(ROUTE_PREFIX + "/{number}/{source:path}", include_in_schema=False)
+    @api.get(ROUTE_PREFIX + "/{number}/{source:anypath}", include_in_schema=False)
     def serve_document(number: int, source: str) -> Response:
         found = find_document(settings, manifest(), number, source)
         if found is None:

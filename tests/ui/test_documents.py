@@ -125,3 +125,19 @@ def test_route_serves_indexed_documents_safely(layout):
     # the manifest is read per request: a document removed from the index stops being served
     entries[:] = [e for e in entries if e["source"] != "anteckning.txt"]
     assert client.get("/doc/0/anteckning.txt").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["rad\nbrytning.txt", "tab\tbort.txt", "vagn\rretur.txt", "kontroll\x01.md",
+                                  "mål och medel #2 (100% klart?).txt", "Överenskommelse åäö.txt"])
+def test_every_file_name_gets_a_working_link(tmp_path: Path, name: str):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / name).write_text("Text om samverkan.", encoding="utf-8")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
+    entries = [{"corpus_dir": str(corpus.resolve()), "source": name, "title": "T"}]
+    app = FastAPI()
+    app.include_router(router(settings, lambda: entries))
+    url = document_url(settings, str(corpus), name)
+    assert url.startswith("/doc/0/") and not any(ch in url for ch in "\n\r\t\x01 #?åäö")
+    response = TestClient(app).get(url)
+    assert response.status_code == 200 and "samverkan" in response.text
