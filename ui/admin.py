@@ -6,8 +6,10 @@ Kept free of Gradio so it can be tested directly; the tab in ui.app only wires t
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +42,12 @@ def safe_name(name: str) -> str:
     return f"{stem}{suffix}"
 
 
-def save_uploads(settings: Settings, paths: list[str | Path]) -> list[str]:
-    """Copy uploaded files into the first corpus folder; returns a line per file for the admin."""
+def save_uploads(settings: Settings, paths: list[str | Path], upload_dir: str | Path) -> list[str]:
+    """Copy uploaded files into the first corpus folder; returns a line per file for the admin.
+
+    Only files inside ``upload_dir`` (Gradio's upload cache: bytes a browser sent) are taken, never any
+    other path on the server. A target name that is a symbolic link in the corpus folder is refused,
+    and files are written beside the target and renamed into place, so nothing is written through a link."""
     target = settings.corpus_dirs[0]
     target.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -52,11 +58,39 @@ def save_uploads(settings: Settings, paths: list[str | Path]) -> list[str]:
         except AdminError as exc:
             lines.append(f"Inte sparad: {exc}")
             continue
+        if not within(path, upload_dir) or not path.is_file():
+            lines.append(f"Inte sparad: {name}: filen kom inte från en uppladdning.")
+            continue
         dest = target / name
-        existed = dest.exists()
-        shutil.copyfile(path, dest)
+        if dest.is_symlink():
+            lines.append(f"Inte sparad: {name}: namnet är en symbolisk länk i {target.name}/; ta bort länken först.")
+            continue
+        existed = os.path.lexists(dest)
+        _write_beside(path, dest)
         lines.append(f"{name} {'ersatte den tidigare versionen' if existed else 'sparades'} i {target.name}/")
     return lines
+
+
+def within(path: str | Path, folder: str | Path) -> bool:
+    """True when ``path``, with every symbolic link resolved, lies inside ``folder``."""
+    try:
+        return Path(path).resolve(strict=True).is_relative_to(Path(folder).resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def _write_beside(source: Path, dest: Path) -> None:
+    """A new file in dest's folder (O_EXCL: never an existing file or link), renamed over dest: the
+    rename replaces a link itself instead of writing to where it points."""
+    fd, staging = tempfile.mkstemp(dir=dest.parent, prefix=".upload-", suffix=dest.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, os.fdopen(os.open(source, os.O_RDONLY | os.O_NOFOLLOW), "rb") as data:
+            shutil.copyfileobj(data, out)
+        os.chmod(staging, 0o644)
+        os.replace(staging, dest)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)

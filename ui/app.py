@@ -6,11 +6,13 @@ concurrent visitors neither see nor block each other. Everything the page loads 
 
 from __future__ import annotations
 
+import html
 import logging
+import math
 import os
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,17 @@ from fastapi import FastAPI
 from assistant.indexer import IndexBuildError
 from assistant.pipeline import Assistant
 from ui import admin, documents
+from ui.exports import ExportFolders
 from ui.feedback import FeedbackEntry, FeedbackStore
+from ui.security import (
+    ADMIN_COOKIE,
+    AdminTokens,
+    LoginThrottle,
+    SecurityHeaders,
+    UploadGate,
+    blocked_paths,
+    client_address,
+)
 from ui.sources import feedback_sources, full_message, message_words, sources_html, turn_from_answer
 
 log = logging.getLogger(__name__)
@@ -121,6 +133,14 @@ document.addEventListener('click', function (event) {
 </script>
 """
 JS = "() => { document.documentElement.lang = 'sv'; }"  # screen readers then speak Swedish
+# After a login or logout: the admin token as a cookie for Gradio's upload route (see ui.security.UploadGate).
+# A session cookie for this app's path only; SameSite=Strict so no other site can upload with it.
+SET_ADMIN_COOKIE = """(token) => {
+  const path = window.location.pathname.replace(/[^/]*$/, '') || '/';
+  const secure = window.location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = 'NAME=' + (token || '') + '; Path=' + path + '; SameSite=Strict' + secure
+    + (token ? '' : '; Max-Age=0');
+}""".replace("NAME", ADMIN_COOKIE)
 
 HEADER = f"""
 <a class="skip-link" href="#question">Hoppa till frågerutan</a>
@@ -161,6 +181,46 @@ def _status(text: str) -> str:
     return f'<p role="status">{html.escape(text)}</p>' if text else '<p role="status"></p>'
 
 
+def text_chatbot(**kwargs: Any) -> gr.Chatbot:
+    """The chat's Chatbot: messages are text only, and the text is shown as (sanitised) HTML, never as
+    Markdown, so corpus text the app has escaped stays inert (no images, no links, no LaTeX).
+
+    A client can send any message content to the server, including file parts naming a server path or
+    URL (Gradio would copy or download it into its cache and serve it) and components (Gradio would build
+    them, copying their files). Such a message is refused before Gradio copies or fetches anything: this
+    chatbot never moves a file into the cache. The methods are replaced on the instance, not in a
+    subclass: Gradio writes a .pyi file beside the module of every Component subclass."""
+    chatbot = gr.Chatbot(render_markdown=False, latex_delimiters=[], sanitize_html=True, **kwargs)
+    preprocess = chatbot.preprocess
+
+    def refuse_files(_url_or_file_path: Any) -> str | None:
+        raise gr.Error(TEXT_ONLY)
+
+    async def refuse_files_async(_url_or_file_path: Any) -> str | None:
+        raise gr.Error(TEXT_ONLY)
+
+    def text_only(payload: Any) -> Any:
+        for message in getattr(payload, "root", None) or []:
+            if any(getattr(part, "type", "text") != "text" for part in message.content):
+                raise gr.Error(TEXT_ONLY)
+        return preprocess(payload)
+
+    chatbot.move_resource_to_block_cache = refuse_files
+    chatbot.async_move_resource_to_block_cache = refuse_files_async
+    chatbot.preprocess = text_only
+    return chatbot
+
+
+TEXT_ONLY = "Chatten tar bara emot text."
+
+
+def text_messages(messages: list[dict] | None) -> list[dict]:
+    """Only role and text of each message: whatever else a client put into the history (file parts,
+    components, metadata) is never handed back to Gradio to process."""
+    return [{"role": m.get("role"), "content": message_text(m.get("content"))}
+            for m in messages or [] if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+
+
 def message_text(content: Any) -> str:
     """The text of a chat message: Gradio 6 hands messages back with content as a list of typed parts."""
     if isinstance(content, str):
@@ -180,26 +240,39 @@ class ChatApp:
         self.assistant = assistant
         self.settings = assistant.settings
         self.feedback = FeedbackStore(self.settings.feedback_path)
-        self.export_dir = Path(tempfile.mkdtemp(prefix="samverkan-export-"))
+        self.exports = ExportFolders()  # folders only when exporting; old ones pruned, ours removed at shutdown
+        self.exports.prune()  # left by earlier runs that could not clean up (kill -9)
+        self.tokens = AdminTokens(ttl=self.settings.admin_session_minutes * 60)
+        self.throttle = LoginThrottle()
+        self.upload_dir = Path(gr.utils.get_upload_folder())  # Gradio's upload cache: where uploads land
+
+    def close(self) -> None:
+        self.exports.close()
 
     # --- chat ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def add_question(text: str, messages: list[dict]) -> tuple[Any, list[dict]]:
+    def add_question(self, text: str, messages: list[dict]) -> tuple[Any, list[dict]]:
         text = (text or "").strip()
+        messages = text_messages(messages)
         if not text:
             return gr.update(value=""), messages
-        return gr.update(value=""), [*messages, {"role": "user", "content": text}]
+        limit = self.settings.max_question_chars
+        if len(text) > limit:  # the textbox stops typing at the limit; this catches pasted or API text
+            gr.Warning(f"Frågan är för lång ({len(text)} tecken; högst {limit}). Korta ner den.")
+            return gr.update(), messages
+        # escaped: the chat shows messages as HTML, and the question is shown as typed
+        return gr.update(value=""), [*messages, {"role": "user", "content": html.escape(text, quote=False)}]
 
     def answer(self, messages: list[dict], turns: list[dict]) -> Iterator[tuple]:
         """Stream the answer to the last user message: (chatbot, turns, sources panel, status)."""
+        messages = text_messages(messages)
         done = len(turns)
         if not messages or messages[-1].get("role") != "user" or len([
             m for m in messages if m.get("role") == "user"
         ]) <= done:
             yield messages, turns, gr.update(), gr.update()
             return
-        question = message_text(messages[-1]["content"])
+        question = html.unescape(message_text(messages[-1]["content"]))
         history = [t["question"] for t in turns]  # earlier user questions: the core rewrites follow-ups
         pending = [*messages, {"role": "assistant", "content": SEARCHING}]
         yield pending, turns, gr.update(), _status("Söker i underlaget …")
@@ -225,8 +298,10 @@ class ChatApp:
                 time.sleep(STREAM_PAUSE)
             count = len(turn["citations"])
             status = f"Svaret är klart, med {count} {'källhänvisning' if count == 1 else 'källhänvisningar'}."
-        else:
+        elif turn["nearest"]:
             status = "Underlaget svarar inte på frågan. De närmaste avsnitten visas under Källor."
+        else:
+            status = turn["reason"] or "Underlaget svarar inte på frågan."
         final = [*messages, {"role": "assistant", "content": full_message(turn)}]
         yield final, turns, panel, _status(status)
 
@@ -262,24 +337,43 @@ class ChatApp:
     # User mistakes (no file chosen, not confirmed) get a toast and a status line, never an exception:
     # a failed Gradio event covers its output fields with an error overlay.
 
-    def login(self, password: str) -> tuple:
+    def login(self, password: str, old_token: str = "", request: gr.Request = None) -> tuple:
+        """Check the password; on success issue an admin token (state, and a cookie for uploads).
+
+        A client that keeps failing must wait (LoginThrottle): its tries are refused at once, unchecked,
+        without holding a worker, and other clients are not affected."""
+        self.tokens.revoke(old_token)
+        client = client_address(request)
+        wait = self.throttle.wait(client)
+        if wait > 0:
+            return self._login_refused(f"För många misslyckade försök. Försök igen om {math.ceil(wait)} s.")
         if admin.password_ok(self.settings, password):
+            self.throttle.succeeded(client)
+            token = self.tokens.issue()
             shown = gr.update(visible=True)
-            return (True, "", gr.update(visible=False), shown, shown, _status("Inloggad."), *self._admin_view())
-        time.sleep(1.0)  # slows down guessing
-        hidden = gr.update(visible=False)
-        return (False, "", gr.update(visible=True), hidden, hidden, _status("Fel lösenord."),
-                *[gr.update()] * 4)
+            return (True, token, token, "", gr.update(visible=False), shown, shown, _status("Inloggad."),
+                    *self._admin_view())
+        delay = self.throttle.failed(client)
+        return self._login_refused("Fel lösenord." + (f" Nästa försök tidigast om {math.ceil(delay)} s." if delay
+                                                       else ""))
 
     @staticmethod
-    def logout() -> tuple:
+    def _login_refused(message: str) -> tuple:
         hidden = gr.update(visible=False)
-        return False, gr.update(visible=True), hidden, hidden, _status("Utloggad.")
+        return (False, "", "", "", gr.update(visible=True), hidden, hidden, _status(message), *[gr.update()] * 4)
 
-    def _require(self, ok: bool) -> None:
-        # the flag lives in server-side session state: a visitor cannot set it without the password
+    def logout(self, token: str = "") -> tuple:
+        self.tokens.revoke(token)
+        hidden = gr.update(visible=False)
+        return False, "", "", gr.update(visible=True), hidden, hidden, _status("Utloggad.")
+
+    def _require(self, ok: bool, token: str | None = None) -> None:
+        # the flag and the token live in server-side session state: a visitor cannot set them without the
+        # password; the token also lapses after settings.admin_session_minutes without use
         if not ok or not self.settings.admin_password:
             raise gr.Error("Logga in som administratör först.")
+        if token is not None and not self.tokens.valid(token, touch=True):
+            raise gr.Error("Inloggningen har gått ut. Logga in igen.")
 
     def _admin_view(self, report=None) -> tuple:
         """Indexed documents, removal choices, skipped files (from a build, or recomputed) and a summary."""
@@ -309,22 +403,24 @@ class ChatApp:
             return self._admin_view(), f"Indexeringen misslyckades: {exc}"
         return self._admin_view(report), f"Klart: {report.summary()}."
 
-    def upload(self, ok: bool, files: list[str] | None, progress=gr.Progress()) -> tuple:  # noqa: B008
-        self._require(ok)
+    def upload(self, ok: bool, files: list[str] | None, token: str | None = None,
+               progress=gr.Progress()) -> tuple:  # noqa: B008
+        self._require(ok, token)
         if not files:
             gr.Warning("Välj minst en fil att ladda upp.")
             return gr.update(), *[gr.update()] * 4, "Ingen fil vald."
-        lines = admin.save_uploads(self.settings, files)
+        lines = admin.save_uploads(self.settings, files, self.upload_dir)
         view, summary = self._reindex(progress)
         return None, *view, "\n".join(f"- {line}" for line in lines) + f"\n\n{summary}"
 
-    def reindex(self, ok: bool, progress=gr.Progress()) -> tuple:  # noqa: B008
-        self._require(ok)
+    def reindex(self, ok: bool, token: str | None = None, progress=gr.Progress()) -> tuple:  # noqa: B008
+        self._require(ok, token)
         view, summary = self._reindex(progress)
         return *view, summary
 
-    def remove(self, ok: bool, key: str | None, confirmed: bool, progress=gr.Progress()) -> tuple:  # noqa: B008
-        self._require(ok)
+    def remove(self, ok: bool, key: str | None, confirmed: bool, token: str | None = None,
+               progress=gr.Progress()) -> tuple:  # noqa: B008
+        self._require(ok, token)
         problem = "Välj ett dokument att ta bort." if not key else (
             "Kryssa i rutan för att bekräfta borttagningen." if not confirmed else "")
         if not problem:
@@ -338,27 +434,31 @@ class ChatApp:
         view, summary = self._reindex(progress)
         return *view, f"{removed.source} togs bort. {summary}", False
 
-    def export_feedback(self, ok: bool) -> str:
-        self._require(ok)
-        out = self.export_dir / f"omdomen-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    def export_feedback(self, ok: bool, token: str | None = None) -> str:
+        self._require(ok, token)
+        out = self.exports.new() / f"omdomen-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         return str(self.feedback.export_csv(out))
 
-def build(assistant: Assistant) -> gr.Blocks:
-    chat = ChatApp(assistant)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+
+def build(assistant: Assistant, chat: ChatApp | None = None) -> gr.Blocks:
+    chat = chat or ChatApp(assistant)
+    limit = assistant.settings.max_question_chars
+    # delete_cache: Gradio's copies of uploads and exports are removed after an hour, and all at shutdown
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         gr.HTML(HEADER, elem_id="app-header")
         turns = gr.State([])  # this session's answers (question, citations, feedback id); never shared
         with gr.Tabs():
             with gr.Tab("Chatt", id="chat-tab"), gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=320):
-                    chatbot = gr.Chatbot(
+                    chatbot = text_chatbot(
                         label="Samtal", elem_id="chat", height=460, feedback_options=None,
-                        buttons=["copy"], autoscroll=True, sanitize_html=True,
+                        buttons=["copy"], autoscroll=True,
                         placeholder="Ställ en fråga nedan eller välj en exempelfråga.",
                     )
                     question = gr.Textbox(
                         label="Din fråga", placeholder="Skriv din fråga och tryck Enter …",
-                        elem_id="question", submit_btn="Skicka", lines=1, max_lines=5,
+                        elem_id="question", submit_btn="Skicka", lines=1, max_lines=5, max_length=limit,
+                        info=f"Högst {limit} tecken.",
                     )
                     chat_status = gr.HTML(_status(""), elem_id="chat-status", elem_classes="visually-hidden")
                     new_btn = gr.Button("Ny konversation", elem_id="new-conversation", variant="secondary",
@@ -403,9 +503,9 @@ def build(assistant: Assistant) -> gr.Blocks:
                 _set_interactive(True, len(locked)), None, locked, queue=False, api_visibility="private",
             )
 
-        chain(question.submit, ChatApp.add_question, [question, chatbot], {"api_name": "chat"})
+        chain(question.submit, chat.add_question, [question, chatbot], {"api_name": "chat"})
         for btn, text in starter_buttons:
-            chain(btn.click, _starter(text), [chatbot], {"api_visibility": "private"})
+            chain(btn.click, _starter(chat, text), [chatbot], {"api_visibility": "private"})
         reset = [chatbot, turns, sources, chat_status, comment, feedback_status]
         new_btn.click(ChatApp.new_conversation, None, reset, queue=False, api_visibility="private")
         chatbot.clear(ChatApp.new_conversation, None, reset, queue=False, api_visibility="private")  # its bin icon
@@ -427,9 +527,9 @@ def audience_id(audience: str) -> str:
     return {"Kommun": "kommun", "Socialt företag": "foretag", "Ny i nätverket": "ny"}.get(audience, "annan")
 
 
-def _starter(text: str):
+def _starter(chat: ChatApp, text: str):
     def add(messages: list[dict]) -> tuple[Any, list[dict]]:
-        return ChatApp.add_question(text, messages)
+        return chat.add_question(text, messages)
 
     return add
 
@@ -437,12 +537,14 @@ def _starter(text: str):
 def _admin_tab(chat: ChatApp) -> None:
     with gr.Tab("Administration", id="admin-tab"):
         admin_ok = gr.State(False)  # per session; set only by a correct password
+        admin_token = gr.State("")  # this session's admin token (ui.security.AdminTokens), for logout and expiry
         gr.Markdown("## Administration av underlaget")
         with gr.Row(elem_id="admin-login-row") as login_row:
             password = gr.Textbox(label="Administratörslösenord", type="password", elem_id="admin-password",
                                   scale=3)
             login_btn = gr.Button("Logga in", elem_id="admin-login", scale=1)
         login_status = gr.HTML(_status(""), elem_id="admin-login-status")
+        cookie_token = gr.Textbox(visible=False, elem_id="admin-cookie")  # hands the token to SET_ADMIN_COOKIE
         logout_btn = gr.Button("Logga ut", size="sm", elem_id="admin-logout", visible=False)
         with gr.Column(visible=False, elem_id="admin-panel") as panel:
             summary = gr.Markdown(elem_id="admin-summary")
@@ -468,28 +570,54 @@ def _admin_tab(chat: ChatApp) -> None:
         view = [docs, choice, skipped, summary]
         private = {"api_visibility": "private"}
         index_queue = {"concurrency_limit": 1, "concurrency_id": "index", **private}  # one build at a time
-        login_outputs = [admin_ok, password, login_row, panel, logout_btn, login_status, *view]
-        login_btn.click(chat.login, [password], login_outputs, **private)
-        password.submit(chat.login, [password], login_outputs, **private)
-        logout_btn.click(ChatApp.logout, None, [admin_ok, login_row, panel, logout_btn, login_status], **private)
-        upload_btn.click(chat.upload, [admin_ok, files], [files, *view, index_status], **index_queue)
-        reindex_btn.click(chat.reindex, [admin_ok], [*view, index_status], **index_queue)
-        remove_btn.click(chat.remove, [admin_ok, choice, confirm], [*view, index_status, confirm], **index_queue)
-        export_btn.click(chat.export_feedback, [admin_ok], [export_file], **private)
+        # Login answers at once, off the queue: a guesser waiting out its back-off holds no worker and
+        # never queues ahead of the real admin. Then the browser stores the token as a cookie.
+        login_outputs = [admin_ok, admin_token, cookie_token, password, login_row, panel, logout_btn, login_status,
+                         *view]
+        for trigger in (login_btn.click, password.submit):
+            trigger(chat.login, [password, admin_token], login_outputs, queue=False, **private).then(
+                None, [cookie_token], None, js=SET_ADMIN_COOKIE, queue=False, **private)
+        logout_btn.click(chat.logout, [admin_token], [admin_ok, admin_token, cookie_token, login_row, panel,
+                                                      logout_btn, login_status], queue=False, **private).then(
+            None, [cookie_token], None, js=SET_ADMIN_COOKIE, queue=False, **private)
+        upload_btn.click(chat.upload, [admin_ok, files, admin_token], [files, *view, index_status], **index_queue)
+        reindex_btn.click(chat.reindex, [admin_ok, admin_token], [*view, index_status], **index_queue)
+        remove_btn.click(chat.remove, [admin_ok, choice, confirm, admin_token], [*view, index_status, confirm],
+                         **index_queue)
+        export_btn.click(chat.export_feedback, [admin_ok, admin_token], [export_file], **private)
 
 
 def create_app(assistant: Assistant) -> FastAPI:
-    """The FastAPI app: /doc/... for the indexed documents, the chat at /."""
+    """The FastAPI app: /doc/... for the indexed documents, the chat at /, security around both."""
     s = assistant.settings
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    chat = ChatApp(assistant)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        chat.close()  # export folders; Gradio's delete_cache removes its own copies
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.include_router(documents.router(s, lambda: assistant.documents().values()))
-    return gr.mount_gradio_app(
-        app, build(assistant), path="/", server_name=s.host, server_port=s.port,
+    demo = build(assistant, chat)
+    sensitive = [*s.corpus_dirs, s.index_dir, s.home, s.feedback_path.parent, Path.cwd(), Path.home(),
+                 Path(__file__).resolve().parent.parent]
+    gr.mount_gradio_app(
+        app, demo, path="/", server_name=s.host, server_port=s.port,
         footer_links=["api", "settings"], run_history=False,  # run history would keep questions in the browser
-        theme=THEME, css=CSS, head=HEAD, max_file_size="50mb",
+        theme=THEME, css=CSS, head=HEAD, max_file_size=f"{s.max_upload_mb}mb",
         show_error=False,  # unexpected errors stay in the server log; gr.Error messages are still shown
         ssr_mode=False,
+        # Nothing beyond Gradio's own upload cache (which it always allows) may be read or served.
+        allowed_paths=[], blocked_paths=blocked_paths(sensitive, keep_open=[chat.upload_dir, chat.exports.root]),
     )
+    # mount_gradio_app never sets what Blocks.launch() sets here, and without it Gradio's path checks
+    # (processing_utils._check_allowed) return early and accept any path a client names in an event:
+    # with it, event inputs may only name files in the upload cache, and outputs only the app's own files.
+    demo.has_launched = True
+    app.add_middleware(UploadGate, tokens=chat.tokens if s.admin_password else None)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the gate's refusals
+    return app
 
 
 def launch(assistant: Assistant) -> None:

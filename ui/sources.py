@@ -141,10 +141,10 @@ def refusal_message(turn: dict[str, Any]) -> str:
     items = "".join(
         f'<li><a href="#{anchor(turn["number"], c["n"])}">{html.escape(_where(c))}</a></li>' for c in turn["nearest"]
     )
-    listing = f"<ul>{items}</ul>" if items else ""
+    listing = f"<p>{html.escape(REFUSAL_HINT)}</p><ul>{items}</ul>" if items else ""
     reason = f"<p>{html.escape(turn['reason'])}</p>" if turn["reason"] else ""
-    return (f'<div class="refusal" role="note"><strong>{REFUSAL_HEADING}</strong>{reason}'
-            f"<p>{html.escape(REFUSAL_HINT)}</p>{listing}</div>")
+    return f'<div class="refusal" role="note"><strong>{REFUSAL_HEADING}</strong>{reason}{listing}</div>'
+
 
 
 def full_message(turn: dict[str, Any]) -> str:

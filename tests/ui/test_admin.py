@@ -43,11 +43,37 @@ def test_uploads_land_in_the_first_corpus_folder(tmp_path: Path):
     (incoming / "ny.md").write_text("# Ny", encoding="utf-8")
     (incoming / "virus.exe").write_bytes(b"MZ")
     settings = Settings(corpus_dirs=(first, second))
-    lines = save_uploads(settings, [incoming / "ny.md", incoming / "virus.exe"])
+    lines = save_uploads(settings, [incoming / "ny.md", incoming / "virus.exe"], incoming)
     assert (first / "ny.md").read_text(encoding="utf-8") == "# Ny"
     assert not (first / "virus.exe").exists() and not list(second.iterdir())
     assert lines[0] == "ny.md sparades i first/" and lines[1].startswith("Inte sparad: virus.exe")
-    assert save_uploads(settings, [incoming / "ny.md"]) == ["ny.md ersatte den tidigare versionen i first/"]
+    assert save_uploads(settings, [incoming / "ny.md"], incoming) == ["ny.md ersatte den tidigare versionen i first/"]
+    assert sorted(p.name for p in first.iterdir()) == ["ny.md"]  # no staging file left behind
+
+
+def test_uploads_only_from_the_upload_folder(tmp_path: Path):
+    corpus, incoming = tmp_path / "corpus", tmp_path / "incoming"
+    incoming.mkdir()
+    secret = tmp_path / "hemlig.txt"
+    secret.write_text("hemligt", encoding="utf-8")
+    (incoming / "lank.txt").symlink_to(secret)  # a link inside the upload folder pointing out of it
+    settings = Settings(corpus_dirs=(corpus,))
+    lines = save_uploads(settings, [secret, incoming / "lank.txt", incoming / ".." / "hemlig.txt"], incoming)
+    assert all(line.startswith("Inte sparad:") and "uppladdning" in line for line in lines)
+    assert not list(corpus.iterdir())
+
+
+def test_upload_never_writes_through_a_symlink(tmp_path: Path):
+    corpus, incoming = tmp_path / "corpus", tmp_path / "incoming"
+    corpus.mkdir()
+    incoming.mkdir()
+    outside = tmp_path / "utanfor.md"
+    outside.write_text("orört", encoding="utf-8")
+    (corpus / "lank.md").symlink_to(outside)
+    (incoming / "lank.md").write_text("# Skrivet genom länken", encoding="utf-8")
+    lines = save_uploads(Settings(corpus_dirs=(corpus,)), [incoming / "lank.md"], incoming)
+    assert lines[0].startswith("Inte sparad: lank.md") and "symbolisk länk" in lines[0]
+    assert outside.read_text(encoding="utf-8") == "orört" and (corpus / "lank.md").is_symlink()
 
 
 def test_remove_document_only_by_listed_key(tmp_path: Path):

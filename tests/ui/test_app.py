@@ -17,7 +17,7 @@ from ui_corpus import write_ui_corpus
 from assistant.embeddings import load_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
-from ui.app import SEARCHING, ChatApp, build, message_text
+from ui.app import SEARCHING, TEXT_ONLY, ChatApp, build, message_text, text_chatbot, text_messages
 from ui.feedback import FeedbackStore
 
 
@@ -143,11 +143,16 @@ def test_admin_actions(built, tmp_path: Path):
     ok, *_rest, summary = chat.login("hemligt")
     assert ok is True and summary.startswith("4 dokument i indexet")
 
-    upload = tmp_path / "coompanion.txt"
+    incoming = chat.upload_dir / f"test-{tmp_path.name}"  # uploads are taken from Gradio's upload folder only
+    incoming.mkdir(parents=True, exist_ok=True)
+    upload = incoming / "coompanion.txt"
     upload.write_text("Coompanion ger rådgivning till sociala företag i hela landet.", encoding="utf-8")
-    empty = tmp_path / "tom.txt"
+    empty = incoming / "tom.txt"
     empty.write_text("", encoding="utf-8")
-    _files, rows, _choices, skipped, summary, status = chat.upload(True, [str(upload), str(empty)])
+    try:
+        _files, rows, _choices, skipped, summary, status = chat.upload(True, [str(upload), str(empty)])
+    finally:
+        shutil.rmtree(incoming)
     assert ["coompanion.txt", "coompanion", "corpus"] in rows
     assert skipped == [["tom.txt", "tom fil"]] and "tillagda 1" in status
 
@@ -161,3 +166,61 @@ def test_admin_actions(built, tmp_path: Path):
     chat.rate("up", "", ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")[2])
     csv_path = Path(chat.export_feedback(True))
     assert csv_path.read_text(encoding="utf-8-sig").startswith("id,tid (UTC),omdöme")
+
+
+def test_chat_takes_text_only():
+    chatbot = text_chatbot()
+    file_part = {"type": "file", "file": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}}
+    for content in ([file_part], [{"type": "text", "text": "Hej"}, file_part],
+                    [{"type": "component", "component": "file", "value": file_part["file"], "constructor_args": {},
+                      "props": {}}]):
+        payload = chatbot.data_model.model_validate([{"role": "user", "content": content}])
+        with pytest.raises(gr.Error, match=TEXT_ONLY):
+            chatbot.preprocess(payload)
+    with pytest.raises(gr.Error, match=TEXT_ONLY):  # nothing is ever copied or fetched into Gradio's cache
+        chatbot.move_resource_to_block_cache("/etc/hostname")
+    text = chatbot.data_model.model_validate([{"role": "user", "content": [{"type": "text", "text": "Hej"}]}])
+    assert chatbot.preprocess(text)[0]["content"][0]["text"] == "Hej"
+    config = chatbot.get_config()
+    assert (config["render_markdown"], config["latex_delimiters"], config["sanitize_html"]) == (False, [], True)
+
+    # whatever a client put into the history, handlers hand back role and text only
+    assert text_messages([{"role": "user", "content": [{"type": "text", "text": "Hej"}, file_part],
+                           "metadata": {"title": "x"}}, {"role": "system", "content": "x"}, "skräp"]) == [
+        {"role": "user", "content": "Hej"}]
+
+
+def test_questions_are_escaped_and_capped(built):
+    chat = ChatApp(Assistant(built.settings.with_(max_question_chars=40), built.embedder))
+    _box, messages = chat.add_question("  Gäller <b>LOU</b> & LOV?  ", [])
+    assert messages == [{"role": "user", "content": "Gäller &lt;b&gt;LOU&lt;/b&gt; &amp; LOV?"}]
+    with pytest.warns(UserWarning, match="Frågan är för lång"):  # gr.Warning outside an event: a warning
+        _box, same = chat.add_question("x" * 41, messages)
+    assert same == messages  # not added; the text stays in the box to be shortened
+    steps = list(chat.answer([*messages], []))
+    assert steps[-1][1][0]["question"] == "Gäller <b>LOU</b> & LOV?"  # asked as typed, not escaped
+
+
+def test_login_tokens_and_back_off(built):
+    chat = ChatApp(Assistant(built.settings.with_(admin_password="hemligt"), built.embedder))
+
+    class Request:  # what Gradio's gr.Request offers: the client's address
+        def __init__(self, host: str):
+            self.client = type("Client", (), {"host": host})()
+
+    ok, token, cookie, *_rest = chat.login("hemligt", "", Request("10.0.0.1"))
+    assert ok is True and token and cookie == token and chat.tokens.valid(token)
+    chat.reindex(True, token)
+    _ok, token2, *_ = chat.login("hemligt", token, Request("10.0.0.1"))  # a new login replaces the old token
+    assert token2 != token and not chat.tokens.valid(token)
+    logout = chat.logout(token2)
+    assert logout[0] is False and not chat.tokens.valid(token2)
+    with pytest.raises(gr.Error, match="gått ut"):
+        chat.reindex(True, token2)
+
+    statuses = [chat.login("fel", "", Request("10.0.0.2"))[7] for _ in range(4)]
+    assert "Fel lösenord." in statuses[0] and "Nästa försök" not in statuses[1]  # two typos cost nothing
+    assert "Nästa försök tidigast om 1 s" in statuses[2] and "Försök igen om" in statuses[3]
+    refused = chat.login("hemligt", "", Request("10.0.0.2"))
+    assert refused[0] is False and "Försök igen om" in refused[7]  # even the right password, unchecked
+    assert chat.login("hemligt", "", Request("10.0.0.3"))[0] is True  # another client is not affected
