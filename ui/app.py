@@ -607,7 +607,7 @@ def create_app(assistant: Assistant) -> FastAPI:
         footer_links=["api", "settings"], run_history=False,  # run history would keep questions in the browser
         theme=THEME, css=CSS, head=HEAD, max_file_size=f"{s.max_upload_mb}mb",
         show_error=False,  # unexpected errors stay in the server log; gr.Error messages are still shown
-        ssr_mode=False,
+        ssr_mode=False, enable_monitoring=False,  # None would leave /monitoring/summary open to anyone
         # Nothing beyond Gradio's own upload cache (which it always allows) may be read or served.
         allowed_paths=[], blocked_paths=blocked_paths(sensitive, keep_open=[chat.upload_dir, chat.exports.root]),
     )

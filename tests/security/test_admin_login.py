@@ -4,6 +4,7 @@ blocks anyone else. Two clients on the loopback: 127.0.0.3 (the guesser) and 127
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -16,8 +17,19 @@ def test_failed_logins_back_off_per_client(admin_server: Server):
     guesser = GradioApi(admin_server.url, local_address="127.0.0.3")
     admin = GradioApi(admin_server.url, local_address="127.0.0.4")
     try:
-        statuses = [guesser.login_status(guesser.login(f"gissning-{i}", new_session())[0]) for i in range(5)]
-        assert all("Fel lösenord" in s or "Försök igen" in s for s in statuses), statuses
+        # Fail until this client must wait at least 8 s: two free failures, then each checked failure
+        # doubles the wait (1, 2, 4, 8 s); tries inside a wait are refused unchecked, so wait them out.
+        wait = 0
+        for i in range(12):
+            status = guesser.login_status(guesser.login(f"gissning-{i}", new_session())[0])
+            assert "Fel lösenord" in status or "Försök igen om" in status, status
+            found = re.search(r"om (\d+) s", status)
+            wait = int(found.group(1)) if found else 0
+            if "Fel lösenord" in status and wait >= 8:
+                break
+            if "Försök igen om" in status:
+                time.sleep(wait)
+        assert wait >= 8, f"no growing back-off after {i + 1} failed logins: {status}"
         # now even the right password is refused for this client, unchecked, until its wait has passed
         outputs, token = guesser.login(ADMIN_PASSWORD, new_session())
         assert "Försök igen om" in guesser.login_status(outputs) and token is None

@@ -1,5 +1,6 @@
 """Security headers on every page and response of the app: the chat, its API, static files, errors,
-refusals and the documents (which keep their stricter sandbox policy)."""
+refusals and the documents (which keep their stricter sandbox policy). Gradio's monitoring summary,
+open to anyone when the monitoring setting is left unset, stays shut."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def test_every_response_carries_security_headers(public_server: Server):
             "file=": api.http.get("/gradio_api/file=/etc/hostname"),
             "upload": api.http.post("/gradio_api/upload", files={"files": ("x.txt", b"x")}),
             "doc": api.http.get(f"/doc/0/{quote(ODD_NAME)}"),
+            "monitoring": api.http.get("/monitoring/summary"),
         }
     finally:
         api.close()
@@ -39,5 +41,6 @@ def test_every_response_carries_security_headers(public_server: Server):
     csp = responses["/"].headers["content-security-policy"]
     for directive in ("default-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'", "object-src 'none'"):
         assert directive in csp, directive
+    assert responses["monitoring"].status_code == 403, "Gradio's monitoring summary is open"
     assert responses["doc"].status_code == 200
     assert responses["doc"].headers["content-security-policy"].startswith("sandbox"), "the /doc sandbox was lost"
