@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from assistant.indexer import IndexBuildError
 from assistant.pipeline import Assistant
 from ui import admin, documents
+from ui.api import router as api_router
 from ui.feedback import FeedbackEntry, FeedbackStore
 from ui.sources import feedback_sources, full_message, message_words, sources_html, turn_from_answer
 
@@ -479,10 +480,11 @@ def _admin_tab(chat: ChatApp) -> None:
 
 
 def create_app(assistant: Assistant) -> FastAPI:
-    """The FastAPI app: /doc/... for the indexed documents, the chat at /."""
+    """The FastAPI app: /doc/... for the indexed documents, the HTTP API at /api/v1, the chat at /."""
     s = assistant.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(documents.router(s, lambda: assistant.documents().values()))
+    app.include_router(api_router(assistant, s, concurrency=CHAT_CONCURRENCY))  # /api/v1, its own docs
     return gr.mount_gradio_app(
         app, build(assistant), path="/", server_name=s.host, server_port=s.port,
         footer_links=["api", "settings"], run_history=False,  # run history would keep questions in the browser
