@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from assistant.settings import Settings
+from assistant.types import search_json
 
 corpus_option = click.option(
     "--corpus", "corpus_dirs", multiple=True, type=click.Path(path_type=Path),
@@ -145,10 +146,7 @@ def search(question, top_k, history, mode, corpus_dirs, index_dir, as_json, batc
             continue
         hits, timings = assistant.search(q, k=settings.top_k, history=hist)
         if as_json or batch is not None:
-            click.echo(json.dumps({
-                "id": id_, "question": q, "hits": [h.to_json() for h in hits],
-                "timings_ms": {k: round(v, 2) for k, v in timings.items()},
-            }, ensure_ascii=False))
+            click.echo(json.dumps(search_json(id_, q, hits, timings), ensure_ascii=False))
         else:
             for h in hits:
                 page = f", s. {h.chunk.page}" if h.chunk.page else ""

@@ -70,6 +70,9 @@ class Settings:
     max_upload_mb: int = 50  # per uploaded file (admin only)
     stale_after_days: int = 365  # warn when a cited document was last checked longer ago
     feedback_db: Path | None = None  # default: <home>/feedback.sqlite3
+    # HTTP API (ui/api.py), served beside the chat
+    api_keys: str = field(default="", repr=False)  # comma-separated bearer tokens; never printed or logged
+    api_concurrency: int = 0  # API searches/asks running at once (more get 503 + Retry-After); 0: as the chat
 
     @property
     def model_cache(self) -> Path:
@@ -78,6 +81,10 @@ class Settings:
     @property
     def feedback_path(self) -> Path:
         return self.feedback_db or self.home / "feedback.sqlite3"
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -76,6 +76,16 @@ class Hit:
         }
 
 
+def search_json(id: Any, question: str, hits: list[Hit], timings_ms: dict[str, float]) -> dict[str, Any]:
+    """One search as JSON: `assistant search --json` and the HTTP API write exactly this."""
+    return {
+        "id": id,
+        "question": question,
+        "hits": [h.to_json() for h in hits],
+        "timings_ms": {k: round(v, 2) for k, v in timings_ms.items()},
+    }
+
+
 @dataclass
 class Citation:
     n: int

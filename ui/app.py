@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from assistant.indexer import IndexBuildError
 from assistant.pipeline import Assistant
 from ui import admin, documents
+from ui.api import router as api_router
 from ui.exports import ExportFolders
 from ui.feedback import FeedbackEntry, FeedbackStore
 from ui.security import (
@@ -588,7 +589,8 @@ def _admin_tab(chat: ChatApp) -> None:
 
 
 def create_app(assistant: Assistant) -> FastAPI:
-    """The FastAPI app: /doc/... for the indexed documents, the chat at /, security around both."""
+    """The FastAPI app: /doc/... for the indexed documents, the HTTP API at /api/v1, the chat at /, and
+    security around all three."""
     s = assistant.settings
     chat = ChatApp(assistant)
 
@@ -599,6 +601,7 @@ def create_app(assistant: Assistant) -> FastAPI:
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.include_router(documents.router(s, lambda: assistant.documents().values()))
+    app.include_router(api_router(assistant, s, concurrency=CHAT_CONCURRENCY))  # /api/v1, its own docs
     demo = build(assistant, chat)
     sensitive = [*s.corpus_dirs, s.index_dir, s.home, s.feedback_path.parent, Path.cwd(), Path.home(),
                  Path(__file__).resolve().parent.parent]
