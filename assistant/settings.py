@@ -64,6 +64,7 @@ class Settings:
     admin_password: str = ""  # the admin view exists only when this is set
     stale_after_days: int = 365  # warn when a cited document was last checked longer ago
     feedback_db: Path | None = None  # default: <home>/feedback.sqlite3
+    evalsets_dir: Path | None = None  # `assistant eval --set`'s corpora and indexes; default: <home>/evalsets
 
     @property
     def model_cache(self) -> Path:
@@ -72,6 +73,10 @@ class Settings:
     @property
     def feedback_path(self) -> Path:
         return self.feedback_db or self.home / "feedback.sqlite3"
+
+    @property
+    def evalsets_path(self) -> Path:
+        return self.evalsets_dir or self.home / "evalsets"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -92,7 +97,7 @@ class Settings:
                 raise ValueError(f"{name}={raw!r} är inte ett giltigt värde ({exc})") from exc
         # an override of None means "flag not given": keep env/default
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-        for key in ("index_dir", "home", "feedback_db"):
+        for key in ("index_dir", "home", "feedback_db", "evalsets_dir"):
             if isinstance(values.get(key), str):
                 values[key] = Path(values[key])
         if "corpus_dirs" in values:
