@@ -274,7 +274,7 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         refusal_recall=_ratio(tp, tp + fn),
         answered_correct_rate=_ratio(answered, answerable),
         false_refusal_rate=_ratio(answerable - answered, answerable),
-        median_answer_words=statistics.median(words) if words else None,
+        median_answer_words=float(statistics.median(words)) if words else None,
         latency_ms={"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                     "mean": statistics.fmean(latencies) if latencies else 0.0},
         per_question=per_question,

@@ -3,12 +3,14 @@ a tiny real index, the relevance rule, and the thresholds gate (which must rejec
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 
 import pytest
 
 from assistant.answer import REFUSAL
+from assistant.evalsets import SETS
 from assistant.evaluation import (
     METRICS,
     answer_text,
@@ -19,6 +21,7 @@ from assistant.evaluation import (
     gold_match,
     validate_thresholds,
 )
+from assistant.settings import PROJECT_ROOT
 from assistant.text import normalize_ws
 
 QUESTIONS = [
@@ -140,3 +143,22 @@ def test_floors_and_ceilings(measured):
                                          "median_answer_words": {"max": flat["median_answer_words"] - 1},
                                          "false_refusal_rate": {"max": 1.0}})
     assert [f.split(":")[0] for f in failures] == ["citation_validity", "median_answer_words"]
+
+
+GATES = sorted((PROJECT_ROOT / "eval").glob("thresholds*.json"))
+
+
+@pytest.mark.parametrize("path", GATES, ids=[p.name for p in GATES])
+def test_committed_gates_name_only_metrics(path):
+    assert validate_thresholds(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_make_test_gates_every_slice_with_its_own_thresholds():
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    gate = next(line for line in makefile.splitlines() if "assistant eval" in line and "--thresholds" in line)
+    pairs = re.findall(r"--set (\S+) --thresholds (\S+)", gate)
+    slices = [n for n in SETS if n.endswith("-slice")]
+    assert {name for name, _ in pairs} == {"eval", *slices}
+    for name, path in pairs:
+        assert (PROJECT_ROOT / path).is_file()
+        assert path == ("eval/thresholds.json" if name == "eval" else f"eval/thresholds-{name}.json")
