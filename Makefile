@@ -23,12 +23,16 @@ index: install
 	$(VENV)/bin/assistant index
 
 # ruff, the test suite (pytest exits 5 when no test ran: make fails on it like on any failure),
-# then the regression gate of the evaluation set on the shipped corpus.
+# then the regression gates, one process, one thresholds file per set: the evaluation set on the shipped
+# corpus and the committed slices of the external dev sets (eval/external: documents nobody here wrote).
 test: install
 	sh scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
-	$(VENV)/bin/assistant eval --thresholds eval/thresholds.json
+	$(VENV)/bin/assistant eval --set eval --thresholds eval/thresholds.json \
+	  --set swequad-dev-slice --thresholds eval/thresholds-swequad-dev-slice.json \
+	  --set squad-dev-slice --thresholds eval/thresholds-squad-dev-slice.json \
+	  --set swefaq-dev-slice --thresholds eval/thresholds-swefaq-dev-slice.json
 
 lint: install
 	$(VENV)/bin/ruff check .

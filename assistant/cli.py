@@ -205,45 +205,92 @@ def serve(host, port, corpus_dirs, index_dir) -> None:
     launch(assistant)
 
 
+def _set_names() -> list[str]:
+    from assistant.evalsets import SETS
+
+    return list(SETS)
+
+
 @cli.command(name="eval")
+@click.option("--set", "set_names", multiple=True, type=click.Choice(_set_names()),
+              help="Frågeset (kan anges flera gånger; ett block per set). Standard: eval. De externa seten "
+                   "läses från ../shared/bench (ASSISTANT_BENCH_DIR), urvalen (*-slice) från eval/external.")
+@click.option("--limit", type=click.IntRange(1), help="Högst N besvarbara och N obesvarbara frågor per set "
+              "(ett seedat urval). squad-dev: 150 om inget anges.")
+@click.option("--all", "all_questions", is_flag=True, help="Alla frågor (även squad-dev).")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Frågefil (JSON Lines). Standard: eval/questions.jsonl.")
-@click.option("--thresholds", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON med lägsta godkända värden; avslutar med felkod om något mått hamnar under.")
+              help="Frågefil (JSON Lines) för --set eval. Standard: eval/questions.jsonl.")
+@click.option("--thresholds", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON med lägsta godkända värden ({mått: tal} eller {mått: {\"max\": tal}}); avslutar "
+                   "med felkod om något mått hamnar utanför. En fil per --set, i samma ordning.")
 @click.option("--per-question", is_flag=True, help="Visa utfallet för varje fråga.")
 @corpus_option
 @index_option
 @json_option
-def eval_command(questions, thresholds, per_question, corpus_dirs, index_dir, as_json) -> None:
-    """Mät återvinning, nyckelfakta, citat, avböjanden och svarstid på frågesetet."""
-    from assistant.evaluation import check_thresholds, evaluate, load_questions
-    from assistant.settings import PROJECT_ROOT
+def eval_command(set_names, limit, all_questions, questions, thresholds, per_question, corpus_dirs, index_dir,
+                 as_json) -> None:
+    """Mät återvinning, nyckelfakta, citat, avböjanden, svarslängd och svarstid på ett eller flera frågeset."""
+    import time
 
+    from assistant import evalsets
+    from assistant.evaluation import check_thresholds, evaluate, validate_thresholds
+    from assistant.pipeline import Assistant
+
+    names = list(set_names) or ["eval"]
+    if limit is not None and all_questions:
+        raise click.UsageError("Ange antingen --limit eller --all.")
+    if (questions or corpus_dirs or index_dir) and "eval" not in names:
+        raise click.UsageError("--questions, --corpus och --index gäller bara --set eval.")
+    if thresholds and len(thresholds) != len(names):
+        raise click.UsageError(f"Ange en --thresholds per --set ({len(names)} set, {len(thresholds)} filer).")
+    gates = []
+    for path in thresholds:  # before any work: a misspelt metric must not cost a whole run
+        try:
+            gate = json.loads(path.read_text(encoding="utf-8"))
+            validate_thresholds(gate)
+        except ValueError as exc:
+            raise click.ClickException(f"{path}: {exc}") from exc
+        gates.append(gate)
     settings = _settings(corpus_dirs=tuple(corpus_dirs), index_dir=index_dir)
-    path = questions or PROJECT_ROOT / "eval" / "questions.jsonl"
-    if not path.is_file():
-        raise click.ClickException(f"Frågefilen finns inte: {path}")
-    qs = load_questions(path)
-    assistant = _assistant(settings, build_if_missing=False)
-    _run_index(assistant)  # build or update: eval always measures the corpus as it is now
-    report = evaluate(assistant, qs)
-    failures = check_thresholds(report, json.loads(thresholds.read_text())) if thresholds else []
-    if as_json:
-        data = report.to_json()
-        data["threshold_failures"] = failures
-        if not per_question:
-            data.pop("per_question")
-        click.echo(json.dumps(data, ensure_ascii=False))
-    else:
-        for line in report.lines():
-            click.echo(line)
-        if per_question:
-            for row in report.per_question:
-                click.echo(json.dumps(row, ensure_ascii=False))
-    if failures:
+    embedder = None
+    failed = False
+    for i, name in enumerate(names):
+        try:
+            evalset = evalsets.prepare(name, settings.evalsets_path, limit, all_questions, questions)
+        except evalsets.EvalSetError as exc:
+            raise click.ClickException(str(exc)) from exc
+        assistant = Assistant(evalset.settings_for(settings), embedder)
+        t = time.perf_counter()
+        _run_index(assistant)  # build or update: eval always measures the corpus as it is now
+        index_s = time.perf_counter() - t
+        embedder = assistant.embedder  # one model for all sets
+        t = time.perf_counter()
+        report = evaluate(assistant, evalset.questions, _question_progress(name), name=name)
+        report.seconds = {"indexering": index_s, "frågor": time.perf_counter() - t}
+        failures = check_thresholds(report, gates[i]) if gates else []
+        failed = failed or bool(failures)
+        if as_json:
+            data = {"set": name, **report.to_json(), "threshold_failures": failures}
+            if not per_question:
+                data.pop("per_question")
+            click.echo(json.dumps(data, ensure_ascii=False))
+        else:
+            click.echo(f"== {name}: {evalset.description} ==")
+            for line in report.lines():
+                click.echo(line)
+            if per_question:
+                for row in report.per_question:
+                    click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo("")
         for failure in failures:
-            click.echo(f"Under tröskeln: {failure}", err=True)
+            click.echo(f"Klarar inte tröskeln ({name}): {failure}", err=True)
+    if failed:
         sys.exit(1)
+
+
+def _question_progress(name: str):
+    update = _progress_bar()
+    return lambda done, total: update(f"frågor ({name})", done, total)
 
 
 def main() -> None:  # console-script entry point

@@ -1,8 +1,10 @@
-"""Retrieval and answer metrics, and the evaluation of the project's own question set (`assistant eval`).
+"""Retrieval and answer metrics, and the evaluation of a question set (`assistant eval`).
 
 A question file is JSON Lines: {"id", "question", "history"?, "lang"?, "audience"?, "answerable",
-"gold": [{"source", "section"}], "key_facts": [...]}. A hit is relevant when it comes from a gold file and
-its section path ends with (or contains) the gold section.
+"gold": [{"source", "section"?, "contains"?}], "key_facts": [...]}. A hit is relevant when it comes from a
+gold file, its section path contains the gold section (when one is given) and its text contains the gold
+``contains`` span, whitespace-normalised (when one is given: the chunk that holds a short answer).
+The external dev sets (assistant.evalsets) are written in this format too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import cite
+from assistant.text import normalize_ws
 from assistant.types import Hit
 
 KS = (1, 5, 10)
@@ -72,13 +75,28 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[i]
 
 
-# --- the project's own question set -----------------------------------------------------------
+# --- a question set ------------------------------------------------------------------------------
 
 _WS = re.compile(r"[\s\u00a0\u202f]+")
+_MARKER = re.compile(r"\s*\[\d+\]")
 
 
 def _norm(text: str) -> str:
     return _WS.sub(" ", text).strip().lower()
+
+
+def answer_text(answer: str) -> str:
+    """The answer as read: without the [n] citation markers."""
+    return _MARKER.sub("", answer).strip()
+
+
+def answer_words(answer: str) -> int:
+    return len(answer_text(answer).split())
+
+
+def contains_fact(answer: str, fact: str) -> bool:
+    """The key fact stands in the answer, whitespace- and case-normalised, markers ignored."""
+    return _norm(fact) in _norm(answer_text(answer))
 
 
 def load_questions(path: Path) -> list[dict]:
@@ -92,29 +110,67 @@ def load_questions(path: Path) -> list[dict]:
     return questions
 
 
-def gold_unit(hit: Hit, gold: list[dict]) -> str | None:
-    parts = [p.strip() for p in hit.chunk.section.split(">")]
+def gold_match(source: str, section: str, text: str, gold: list[dict]) -> str | None:
+    """The relevant unit a chunk (its file, section path and text) belongs to, or None."""
+    parts = [p.strip() for p in section.split(">")]
     for g in gold:
-        if hit.chunk.source != g["source"]:
+        if source != g["source"]:
             continue
-        section = g.get("section") or ""
-        if not section or section.strip() in parts:
-            return f"{g['source']}#{section}"
+        want = g.get("section") or ""
+        if want and want.strip() not in parts:
+            continue
+        contains = g.get("contains")
+        if contains and normalize_ws(contains) not in normalize_ws(text):
+            continue
+        return f"{g['source']}#{want}"
     return None
+
+
+def gold_unit(hit: Hit, gold: list[dict]) -> str | None:
+    return gold_match(hit.chunk.source, hit.chunk.section, hit.chunk.text, gold)
+
+
+# Metrics a thresholds file may name. A number is a floor; {"max": x} (or {"min": x, "max": y}) a ceiling,
+# for metrics where lower is better (false_refusal_rate, median_answer_words, latency).
+RETRIEVAL_METRICS = (*(f"recall@{k}" for k in KS), "mrr@10", "ndcg@10")
+ANSWER_METRICS = ("key_fact_coverage", "citation_validity", "refusal_precision", "refusal_recall",
+                  "answered_correct_rate", "false_refusal_rate", "median_answer_words",
+                  "latency_p50_ms", "latency_p95_ms")
+METRICS = RETRIEVAL_METRICS + ANSWER_METRICS
 
 
 @dataclass
 class EvalReport:
+    """What `assistant eval` reports for one set. A metric the set cannot measure is None (no gold
+    passages: no retrieval figures; no unanswerable questions: no refusal precision/recall)."""
+
     n_questions: int
-    retrieval: dict[str, float]
-    key_fact_coverage: float
+    retrieval: dict[str, float] | None
+    key_fact_coverage: float | None  # key facts found in answers / key facts of answerable questions
     citation_validity: float
     citations_checked: int
-    refusal_precision: float
-    refusal_recall: float
-    answered_correct_rate: float
+    refusal_precision: float | None  # refused and unanswerable / refused
+    refusal_recall: float | None  # refused / unanswerable
+    answered_correct_rate: float | None  # answerable questions answered
     latency_ms: dict[str, float]
     per_question: list[dict] = field(default_factory=list)
+    name: str = "eval"
+    n_answerable: int = 0
+    n_unanswerable: int = 0
+    retrieval_questions: int = 0  # answerable questions with gold passages
+    false_refusal_rate: float | None = None  # answerable questions refused
+    median_answer_words: float | None = None  # answered questions, words without [n] markers
+    seconds: dict[str, float] = field(default_factory=dict)  # index / questions, set by the caller
+
+    def metrics(self) -> dict[str, float | None]:
+        """Every metric by its thresholds-file name."""
+        retrieval = self.retrieval or {}
+        return {**{k: retrieval.get(k) for k in RETRIEVAL_METRICS},
+                "key_fact_coverage": self.key_fact_coverage, "citation_validity": self.citation_validity,
+                "refusal_precision": self.refusal_precision, "refusal_recall": self.refusal_recall,
+                "answered_correct_rate": self.answered_correct_rate,
+                "false_refusal_rate": self.false_refusal_rate, "median_answer_words": self.median_answer_words,
+                "latency_p50_ms": self.latency_ms.get("p50"), "latency_p95_ms": self.latency_ms.get("p95")}
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -123,33 +179,54 @@ class EvalReport:
 
     def lines(self) -> list[str]:
         r = self.retrieval
-        return [
-            f"Frågor: {self.n_questions}",
-            f"Återvinning (besvarbara): R@1 {r['recall@1']:.3f}  R@5 {r['recall@5']:.3f}  "
-            f"R@10 {r['recall@10']:.3f}  MRR@10 {r['mrr@10']:.3f}  nDCG@10 {r['ndcg@10']:.3f}",
-            f"Nyckelfakta i svaren: {self.key_fact_coverage:.3f}",
+        lines = [f"Frågor: {self.n_questions} ({self.n_answerable} besvarbara, {self.n_unanswerable} obesvarbara)"]
+        if r is not None:
+            lines.append(
+                f"Återvinning ({self.retrieval_questions} frågor med facit): R@1 {r['recall@1']:.3f}  "
+                f"R@5 {r['recall@5']:.3f}  R@10 {r['recall@10']:.3f}  MRR@10 {r['mrr@10']:.3f}  "
+                f"nDCG@10 {r['ndcg@10']:.3f}")
+        else:
+            lines.append("Återvinning: – (inga frågor med facit)")
+        lines += [
+            f"Nyckelfakta i svaren: {_fmt(self.key_fact_coverage)}",
             f"Giltiga citat: {self.citation_validity:.3f} ({self.citations_checked} kontrollerade)",
-            f"Avböjanden: precision {self.refusal_precision:.3f}  recall {self.refusal_recall:.3f}",
-            f"Besvarade utan avböjande (besvarbara): {self.answered_correct_rate:.3f}",
+            f"Avböjanden: precision {_fmt(self.refusal_precision)}  recall {_fmt(self.refusal_recall)}",
+            f"Besvarade utan avböjande (besvarbara): {_fmt(self.answered_correct_rate)}  "
+            f"avböjda trots svar: {_fmt(self.false_refusal_rate)}",
+            f"Svarslängd (median, besvarade): {_fmt(self.median_answer_words, '.0f')} ord",
             f"Svarstid: p50 {self.latency_ms['p50']:.0f} ms  p95 {self.latency_ms['p95']:.0f} ms",
         ]
+        if self.seconds:
+            lines.append("Körtid: " + "  ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        return lines
 
 
-def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], None] | None = None) -> EvalReport:
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], None] | None = None,
+             name: str = "eval") -> EvalReport:
     relevance, n_rel = [], []
     facts_hit = facts_total = 0
     cites_ok = cites_total = 0
     tp = fp = fn = 0
     answered = answerable = 0
-    latencies = []
+    latencies: list[float] = []
+    words: list[int] = []
     per_question = []
     for i, q in enumerate(questions):
         if progress:
             progress(i, len(questions))
         history = q.get("history") or []
         gold = q.get("gold") or []
-        row: dict[str, Any] = {"id": q.get("id"), "question": q["question"]}
-        if q.get("answerable", True) and gold:
+        should_answer = bool(q.get("answerable", True))
+        row: dict[str, Any] = {"id": q.get("id"), "question": q["question"], "answerable": should_answer}
+        if should_answer and gold:
             hits, _ = assistant.search(q["question"], k=10, history=history)
             flags, _ = dedupe_flags(hits, lambda h, g=gold: gold_unit(h, g))
             relevance.append(flags)
@@ -159,43 +236,83 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         answer = assistant.ask(q["question"], history=history)
         latencies.append((time.perf_counter() - t) * 1000)
         row["abstained"] = answer.abstained
+        row["reason"] = answer.reason
+        row["answer"] = answer.answer
         for c in answer.citations:
             cites_total += 1
             cites_ok += cite.verify(c) is None
-        should_answer = bool(q.get("answerable", True))
+        if not answer.abstained:
+            row["words"] = answer_words(answer.answer)
+            words.append(row["words"])
         if should_answer:
             answerable += 1
             answered += not answer.abstained
-            text = _norm(answer.answer)
             facts = q.get("key_facts") or []
-            found_facts = [f for f in facts if _norm(f) in text]
-            facts_hit += len(found_facts)
+            # A refusal lists the nearest passages' titles: it carries no key fact, whatever they say.
+            found = [f for f in facts if not answer.abstained and contains_fact(answer.answer, f)]
+            facts_hit += len(found)
             facts_total += len(facts)
-            row["missing_facts"] = [f for f in facts if f not in found_facts]
+            row["missing_facts"] = [f for f in facts if f not in found]
         tp += answer.abstained and not should_answer
         fp += answer.abstained and should_answer
         fn += (not answer.abstained) and not should_answer
         per_question.append(row)
     if progress:
         progress(len(questions), len(questions))
+    unanswerable = len(questions) - answerable
     return EvalReport(
+        name=name,
         n_questions=len(questions),
-        retrieval=ranking_metrics(relevance, n_rel),
-        key_fact_coverage=facts_hit / facts_total if facts_total else 0.0,
+        n_answerable=answerable,
+        n_unanswerable=unanswerable,
+        retrieval=ranking_metrics(relevance, n_rel) if relevance else None,
+        retrieval_questions=len(relevance),
+        key_fact_coverage=_ratio(facts_hit, facts_total),
         citation_validity=cites_ok / cites_total if cites_total else 1.0,
         citations_checked=cites_total,
-        refusal_precision=tp / (tp + fp) if tp + fp else 1.0,
-        refusal_recall=tp / (tp + fn) if tp + fn else 1.0,
-        answered_correct_rate=answered / answerable if answerable else 0.0,
+        refusal_precision=(_ratio(tp, tp + fp) if tp + fp else 1.0) if unanswerable else None,
+        refusal_recall=_ratio(tp, tp + fn),
+        answered_correct_rate=_ratio(answered, answerable),
+        false_refusal_rate=_ratio(answerable - answered, answerable),
+        median_answer_words=float(statistics.median(words)) if words else None,
         latency_ms={"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                     "mean": statistics.fmean(latencies) if latencies else 0.0},
         per_question=per_question,
     )
 
 
-def check_thresholds(report: EvalReport, thresholds: dict[str, float]) -> list[str]:
-    """Names of the gate's metrics that fell below their floor."""
-    flat = {**report.retrieval, "key_fact_coverage": report.key_fact_coverage,
-            "citation_validity": report.citation_validity, "refusal_precision": report.refusal_precision,
-            "refusal_recall": report.refusal_recall, "answered_correct_rate": report.answered_correct_rate}
-    return [f"{k}: {flat[k]:.3f} < {v:.3f}" for k, v in thresholds.items() if k in flat and flat[k] < v]
+def validate_thresholds(thresholds: Any) -> dict[str, tuple[float | None, float | None]]:
+    """(floor, ceiling) per metric; a ValueError (Swedish) for a key that names no metric or a bad value,
+    so that a misspelt key cannot silently switch a gate off."""
+    if not isinstance(thresholds, dict):
+        raise ValueError("Tröskelfilen ska vara ett JSON-objekt {mått: lägsta värde}.")
+    unknown = sorted(set(thresholds) - set(METRICS))
+    if unknown:
+        raise ValueError(f"Okänt mått i tröskelfilen: {', '.join(unknown)} (kända mått: {', '.join(METRICS)}).")
+    bounds = {}
+    for key, value in thresholds.items():
+        if isinstance(value, dict) and value and set(value) <= {"min", "max"}:
+            low, high = value.get("min"), value.get("max")
+        else:
+            low, high = value, None
+        if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in (low, high)):
+            raise ValueError(f"Ogiltig tröskel för {key}: {json.dumps(value)} (ett tal eller {{\"max\": tal}}).")
+        bounds[key] = (low, high)
+    return bounds
+
+
+def check_thresholds(report: EvalReport, thresholds: dict[str, Any]) -> list[str]:
+    """The gate's metrics that fell below their floor or above their ceiling, or that the set cannot
+    measure. Raises ValueError for a key that names no metric."""
+    bounds = validate_thresholds(thresholds)
+    flat = report.metrics()
+    failures = []
+    for key, (low, high) in bounds.items():
+        value = flat[key]
+        if value is None:
+            failures.append(f"{key}: mäts inte på det här frågesetet")
+        elif low is not None and value < low:
+            failures.append(f"{key}: {value:.3f} < {low:.3f}")
+        elif high is not None and value > high:
+            failures.append(f"{key}: {value:.3f} > {high:.3f}")
+    return failures

@@ -73,6 +73,7 @@ class Settings:
     # HTTP API (ui/api.py), served beside the chat
     api_keys: str = field(default="", repr=False)  # comma-separated bearer tokens; never printed or logged
     api_concurrency: int = 0  # API searches/asks running at once (more get 503 + Retry-After); 0: as the chat
+    evalsets_dir: Path | None = None  # `assistant eval --set`'s corpora and indexes; default: <home>/evalsets
 
     @property
     def model_cache(self) -> Path:
@@ -85,6 +86,10 @@ class Settings:
     @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def evalsets_path(self) -> Path:
+        return self.evalsets_dir or self.home / "evalsets"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,7 +110,7 @@ class Settings:
                 raise ValueError(f"{name}={raw!r} är inte ett giltigt värde ({exc})") from exc
         # an override of None means "flag not given": keep env/default
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
-        for key in ("index_dir", "home", "feedback_db"):
+        for key in ("index_dir", "home", "feedback_db", "evalsets_dir"):
             if isinstance(values.get(key), str):
                 values[key] = Path(values[key])
         if "corpus_dirs" in values:

@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.evaluation import dedupe_flags, gold_unit, load_questions, percentile, ranking_metrics  # noqa: E402
+from assistant import evalsets  # noqa: E402
+from assistant.evaluation import dedupe_flags, gold_match, load_questions, percentile, ranking_metrics  # noqa: E402
 from assistant.pipeline import Assistant, retrieval_query  # noqa: E402
 from assistant.retrieval import Retriever  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
-from assistant.text import normalize_ws  # noqa: E402
 
-BENCH = ROOT.parent / "shared" / "bench"
+BENCH = evalsets.bench_dir()
 
 
 # Our retriever under other settings, each a row of the quality table beside the LangChain baseline.
@@ -44,58 +44,27 @@ VARIANTS = {
 }
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def materialise(records: list[dict], folder: Path, key: str | None) -> dict[str, str]:
-    """Write each unique passage to <folder>/<id>.txt; return passage text -> file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, str] = {}
-    for r in records:
-        text = r["answer"].replace("\r\n", "\n")
-        if text in files:
-            continue
-        name = f"{r[key] if key else f'p{len(files):04d}'}.txt"
-        files[text] = name
-        path = folder / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-    return files
-
-
 def dataset(name: str, work: Path) -> tuple[Path, list[dict], callable] | None:
-    """(corpus folder, queries [{question, history}], relevance(hit, query) -> unit id or None)."""
+    """(corpus folder, queries in the eval question format, relevance(source, section, text, query) -> unit
+    id or None). The sets are materialised by assistant.evalsets, as `assistant eval --set` does."""
     if name == "eval":
         qfile = ROOT / "eval" / "questions.jsonl"
         if not qfile.exists():
             return None
         qs = [q for q in load_questions(qfile) if q.get("answerable", True) and q.get("gold")]
-        return ROOT / "corpus", qs, lambda source, section, text, q: gold_unit_simple(source, section, q)
+        return ROOT / "corpus", qs, relevance
     if name == "swefaq":
-        recs = read_jsonl(BENCH / "swefaq_dev.jsonl")
-        files = materialise(recs, work / "swefaq", None)
-        for r in recs:
-            r["gold_file"] = files[r["answer"].replace("\r\n", "\n")]
-        return work / "swefaq", recs, lambda source, section, text, q: source if source == q["gold_file"] else None
-    if name in ("swequad", "squad"):  # long passages: the hit is the chunk that holds the short answer
+        collection = evalsets.swefaq_dev(BENCH)
+    elif name in ("swequad", "squad"):  # long passages: the hit is the chunk that holds the short answer
         file = {"swequad": "swequad_mc_dev.jsonl", "squad": "squad_v2_sv_dev.jsonl"}[name]
-        recs = read_jsonl(BENCH / file)
-        materialise(recs, work / name, "passage_id")
-
-        def rel(source, section, text, q):
-            ok = source == f"{q['passage_id']}.txt" and normalize_ws(q["short_answer"]) in normalize_ws(text)
-            return source if ok else None
-
-        return work / name, recs, rel
-    raise ValueError(name)
+        collection = evalsets.span_collection(evalsets.read_jsonl(BENCH / file))
+    else:
+        raise ValueError(name)
+    return evalsets.write_corpus(collection.passages, work / name), collection.questions, relevance
 
 
-def gold_unit_simple(source: str, section: str, q: dict) -> str | None:
-    from assistant.types import Chunk, Hit
-
-    chunk = Chunk("", "", source, "", "", section, None, 0)
-    return gold_unit(Hit(chunk, 0.0), q["gold"])
+def relevance(source: str, section: str, text: str, q: dict) -> str | None:
+    return gold_match(source, section, text, q["gold"])
 
 
 def timed(fn, *args, **kwargs):

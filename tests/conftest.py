@@ -252,3 +252,95 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder) -> Served:
     assistant = Assistant(settings, embedder)
     report = assistant.index()
     return Served(corpus, settings, assistant, report)
+
+
+# --- a tiny bench folder (the layout of ../shared/bench) -----------------------------------------
+
+
+def _jsonl(path: Path, records: list[dict]) -> None:
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def write_fake_bench(folder: Path) -> Path:
+    """The five files of ../shared/bench with a few records each, in their real formats: SweQUAD-MC dev and
+    training passages (one training passage per side of the holdout split), SQuAD-sv paragraphs of a dev,
+    a validation and a training article, and SweFAQ answers."""
+    from assistant.evalsets import swequad_train_split
+
+    folder.mkdir(parents=True, exist_ok=True)
+    dev_p0 = ("Uppehållstillstånd för studier\r\nDu ska ta med ditt pass när du hämtar beslutet på ambassaden. "
+              "Beslutet gäller i ett år.")
+    dev_p1 = ("Arbetstillstånd\r\nEn arbetsgivare måste annonsera tjänsten i tio dagar innan ett erbjudande "
+              "om anställning lämnas.")
+    _jsonl(folder / "swequad_mc_dev.jsonl", [
+        {"id": "swequad-dev-0000", "question": "Vad ska du ta med när du hämtar beslutet?", "answer": dev_p0,
+         "category": "Studier", "passage_id": "swequad-dev-p000", "short_answer": "ditt pass",
+         "short_answer_start": dev_p0.index("ditt pass"), "distractors": ["ett foto"], "split": "dev"},
+        {"id": "swequad-dev-0001", "question": "Hur länge gäller beslutet?", "answer": dev_p0,
+         "category": "Studier", "passage_id": "swequad-dev-p000", "short_answer": "ett år",
+         "short_answer_start": dev_p0.index("ett år"), "distractors": ["två år"], "split": "dev"},
+        {"id": "swequad-dev-0002", "question": "Hur länge måste tjänsten annonseras?", "answer": dev_p1,
+         "category": "Arbete", "passage_id": "swequad-dev-p001", "short_answer": "tio dagar",
+         "short_answer_start": dev_p1.index("tio dagar"), "distractors": ["en vecka"], "split": "dev"},
+    ])
+    ids = [f"swequad-training-p{i:03d}" for i in range(40)]
+    held = next(p for p in ids if swequad_train_split(p) == "holdout")
+    kept = next(p for p in ids if swequad_train_split(p) == "train")
+    held_text = "Medborgarskap\r\nAvgiften för en ansökan om medborgarskap är 1 500 kronor."
+    kept_text = "Körkort\r\nKörkort utfärdas av Transportstyrelsen efter godkända prov."
+    _jsonl(folder / "swequad_mc_train.jsonl", [
+        {"id": "swequad-training-0000", "question": "Vad kostar ansökan om medborgarskap?",
+         "answer": held_text, "category": "Medborgarskap", "passage_id": held, "short_answer": "1 500 kronor",
+         "short_answer_start": held_text.index("1 500 kronor"), "distractors": ["900 kronor"], "split": "training"},
+        {"id": "swequad-training-0001", "question": "Vem utfärdar körkort?",
+         "answer": kept_text, "category": "Körkort", "passage_id": kept, "short_answer": "Transportstyrelsen",
+         "short_answer_start": kept_text.index("Transportstyrelsen"), "distractors": ["Polisen"], "split": "training"},
+    ])
+    rhine_0 = "Rhen är en flod i Europa som rinner från Alperna till Nordsjön. Floden är 1 230 kilometer lång."
+    rhine_1 = "Rhen passerar städerna Basel, Köln och Rotterdam. Vid Rotterdam ligger Europas största hamn."
+    rhine_2 = "Längs Rhen odlas vin på branta sluttningar sedan romartiden."  # only unanswerable questions
+    normans = "Normannerna var ett folk i Normandie i Frankrike under 900- och 1000-talen."
+    pharmacy = "Farmaci är läran om läkemedel och hur de framställs."
+
+    def answerable(id_, question, text, article, pid, span):
+        return {"id": id_, "question": question, "answer": text, "category": article, "passage_id": pid,
+                "short_answer": span, "split": "dev"}
+
+    def unanswerable(id_, question, text, article, plausible):
+        return {"id": id_, "question": question, "answer": text, "category": article,
+                "plausible_answer": plausible, "answerable": False, "split": "dev"}
+
+    _jsonl(folder / "squad_v2_sv_dev.jsonl", [
+        answerable("r1", "Hur lång är Rhen?", rhine_0, "Rhine", "squadsv-dev-p0000", "1 230 kilometer"),
+        answerable("r2", "Vart rinner Rhen?", rhine_0, "Rhine", "squadsv-dev-p0000", "Nordsjön"),
+        answerable("r3", "Var ligger Europas största hamn?", rhine_1, "Rhine", "squadsv-dev-p0001", "Rotterdam"),
+        answerable("n1", "I vilket land ligger Normandie?", normans, "Normans", "squadsv-dev-p0002", "Frankrike"),
+        answerable("f1", "Vad är farmaci?", pharmacy, "Pharmacy", "squadsv-dev-p0003", "läran om läkemedel"),
+    ])
+    _jsonl(folder / "squad_v2_sv_dev_unanswerable.jsonl", [
+        unanswerable("ru1", "Hur djup är Rhen?", rhine_0, "Rhine", "1 230 kilometer"),
+        unanswerable("ru2", "Vem grundade Rotterdams hamn?", rhine_1, "Rhine", "Rotterdam"),
+        unanswerable("ru3", "Vilket vin odlades först vid Rhen?", rhine_2, "Rhine", "vin"),
+        unanswerable("nu1", "Vem var normannernas första kung?", normans, "Normans", "Normandie"),
+    ])
+    faq = [
+        ("Får flyktingar vaccin mot covid-19?", "Flyktingar från Ukraina får vaccin mot covid-19 kostnadsfritt."),
+        ("Hur bokar jag tid för vaccination?", "Tid för vaccination bokas via 1177 eller vårdcentralen."),
+        ("Vad kostar vaccinationen?", "Flyktingar från Ukraina får vaccin mot covid-19 kostnadsfritt."),
+    ]
+    _jsonl(folder / "swefaq_dev.jsonl", [
+        {"id": f"swefaq-dev-{i:04d}", "question": q, "answer": a, "category": "Vaccin", "category_id": 1,
+         "source": "Socialstyrelsen", "link": "https://example.invalid", "split": "dev"}
+        for i, (q, a) in enumerate(faq)
+    ])
+    return folder
+
+
+@pytest.fixture
+def fake_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tiny bench folder, named by ASSISTANT_BENCH_DIR for this test."""
+    folder = write_fake_bench(tmp_path / "bench")
+    monkeypatch.setenv("ASSISTANT_BENCH_DIR", str(folder))
+    return folder

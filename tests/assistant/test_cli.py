@@ -249,3 +249,66 @@ def test_ask_builds_the_index_on_first_use(corpus, tmp_path):
 def test_version_option():
     result = run("--version")
     assert result.exit_code == 0 and "version" in result.output
+
+
+# --- eval --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evalsets_dir(tmp_path, monkeypatch) -> Path:
+    """The sets' corpora and indexes go to this test's folder (the model cache stays shared)."""
+    folder = tmp_path / "evalsets"
+    monkeypatch.setenv("ASSISTANT_EVALSETS_DIR", str(folder))
+    return folder
+
+
+def test_eval_measures_several_external_sets_one_block_each(fake_bench, evalsets_dir, tmp_path):
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"citation_validity": 1.0, "false_refusal_rate": {"max": 1.0}}))
+    result = run("eval", "--set", "swefaq-dev", "--set", "squad-dev", "--json", "--per-question",
+                 "--thresholds", str(gate), "--thresholds", str(gate))
+    assert result.exit_code == 0, result.output
+    faq, squad = json_lines(result.stdout)
+    assert (faq["set"], faq["n_questions"], faq["n_unanswerable"]) == ("swefaq-dev", 3, 0)
+    assert faq["retrieval_questions"] == 3 and faq["refusal_recall"] is None
+    assert (squad["set"], squad["n_answerable"], squad["n_unanswerable"]) == ("squad-dev", 3, 3)
+    assert squad["key_fact_coverage"] is not None and squad["refusal_recall"] is not None
+    assert [row["id"] for row in squad["per_question"]] == ["r1", "r2", "r3", "ru1", "ru2", "ru3"]
+    assert faq["threshold_failures"] == squad["threshold_failures"] == []
+    assert (evalsets_dir / "squad-dev" / "index" / "CURRENT").is_file()  # built beside the set's corpus
+
+    text = run("eval", "--set", "swefaq-dev", "--set", "squad-dev", "--limit", "1")
+    assert text.exit_code == 0, text.output
+    assert text.stdout.count("== ") == 2 and "== squad-dev:" in text.stdout
+    assert "Frågor: 2 (1 besvarbara, 1 obesvarbara)" in text.stdout  # --limit: one of each kind
+
+
+def test_eval_rejects_a_misspelt_threshold_before_any_work(fake_bench, evalsets_dir, tmp_path):
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"recal@1": 0.5}))
+    result = run("eval", "--set", "swefaq-dev", "--thresholds", str(gate))
+    assert result.exit_code != 0
+    assert "Okänt mått i tröskelfilen: recal@1" in result.output
+    assert not evalsets_dir.exists()
+
+
+def test_eval_fails_below_a_threshold_and_names_the_set(fake_bench, evalsets_dir, tmp_path):
+    gate = tmp_path / "gate.json"
+    gate.write_text(json.dumps({"median_answer_words": {"max": 0}}))
+    result = run("eval", "--set", "swefaq-dev", "--thresholds", str(gate))
+    assert result.exit_code == 1
+    assert "Klarar inte tröskeln (swefaq-dev): median_answer_words" in result.stderr
+
+
+def test_eval_needs_one_thresholds_file_per_set(fake_bench, evalsets_dir, tmp_path):
+    gate = tmp_path / "gate.json"
+    gate.write_text("{}")
+    result = run("eval", "--set", "swefaq-dev", "--set", "squad-dev", "--thresholds", str(gate))
+    assert result.exit_code == 2 and "en --thresholds per --set" in result.output
+
+
+def test_eval_without_the_bench_folder_says_so(evalsets_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_BENCH_DIR", str(tmp_path / "saknas"))
+    result = run("eval", "--set", "swequad-dev")
+    assert result.exit_code == 1
+    assert "Testdata saknas" in result.output and "ASSISTANT_BENCH_DIR" in result.output
