@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import cite
+from assistant import cite, loaders
 from assistant.types import Hit
 
 KS = (1, 5, 10)
@@ -143,6 +143,7 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
     answered = answerable = 0
     latencies = []
     per_question = []
+    limits = loaders.Limits.from_settings(assistant.settings)
     for i, q in enumerate(questions):
         if progress:
             progress(i, len(questions))
@@ -161,7 +162,7 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         row["abstained"] = answer.abstained
         for c in answer.citations:
             cites_total += 1
-            cites_ok += cite.verify(c) is None
+            cites_ok += cite.verify(c, limits=limits) is None
         should_answer = bool(q.get("answerable", True))
         if should_answer:
             answerable += 1
