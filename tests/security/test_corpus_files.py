@@ -13,12 +13,13 @@ from click.testing import CliRunner
 
 from assistant.cli import cli
 from assistant.indexer import build_index, current_generation
-from assistant.loaders import SYMLINK_REASON, CorpusFile, LoadError, load
+from assistant.loaders import CorpusFile, LoadError, load
 from assistant.settings import Settings
 from assistant.store import ChunkStore
 from ui.admin import corpus_documents, unindexed
 
 CANARY = "Kanariefågeln xq7zv bor utanför korpusmappen."
+SYMLINK_REASON = "symbolisk länk – följs inte (den kan peka utanför korpusmappen); lägg in själva filen"
 
 
 def _corpus(root: Path) -> Path:

@@ -112,7 +112,7 @@ def test_a_large_text_file_is_refused_under_the_default_limits(tmp_path):
     path = tmp_path / "stor.txt"
     path.write_text((SENTENCE * 12 + "\n\n") * 8000, encoding="utf-8")  # ~8 MB
     with pytest.raises(LoadError, match="ASSISTANT_MAX_CHARS"):
-        load(CorpusFile(tmp_path, path), None)
+        load(CorpusFile(tmp_path, path))
 
 
 # --- chunks ---------------------------------------------------------------------------------------
