@@ -224,7 +224,7 @@ def load(file: CorpusFile, limits: Limits | None = None, data: bytes | None = No
     path = file.path
     if data is None:
         data = read_bytes(file, limits)
-    if not data.strip():
+    if not data or data.isspace():  # isspace() stops at the first other byte; strip() would copy
         raise LoadError("tom fil")
     suffix = path.suffix.lower()
     reader = {".pdf": _pdf, ".docx": _docx, ".html": _html, ".htm": _html}.get(suffix, _markdown)
