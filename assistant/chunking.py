@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from itertools import groupby
 
+from assistant.loaders import LoadError
 from assistant.text import split_sentences
 from assistant.types import Block, Chunk, SourceDocument
 
@@ -23,7 +24,10 @@ def chunk_document(
     count_tokens: Callable[[str], int],
     target_tokens: int,
     max_tokens: int,
+    max_chunks: int | None = None,
 ) -> list[Chunk]:
+    """``max_chunks``: a file that would give more chunks is refused (a LoadError) as soon as it does,
+    before anything is embedded (``Settings.max_chunks``)."""
     texts: list[tuple[str, str, int | None]] = []
     for (section, page), group in groupby(doc.blocks, key=lambda b: (b.section, b.page)):
         # room left for the text once the title and section line are added
@@ -32,6 +36,9 @@ def chunk_document(
         hard = max(16, max_tokens - header)
         for text in _pack(list(group), count_tokens, budget, hard):
             texts.append((text, section, page))
+            if max_chunks is not None and len(texts) > max_chunks:
+                raise LoadError(f"för många avsnitt: mer än {max_chunks:_} ".replace("_", " ")
+                                + "(ändra med ASSISTANT_MAX_CHUNKS)")
     meta = {k: v for k, v in doc.metadata.items() if k != "title"}
     chunks = []
     for i, (text, section, page) in enumerate(texts):

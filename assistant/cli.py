@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ corpus_option = click.option(
 index_option = click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Indexmapp.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Skriv JSON (ett objekt per rad).")
 batch_option = click.option(
-    "--batch", type=click.File("r", encoding="utf-8"),
+    "--batch", type=click.File("rb"),  # bytes: each line is decoded on its own, so one bad byte costs one line
     help='JSON Lines-fil med {"id", "question", "history"?}; en JSON-rad ut per rad in, i samma ordning.',
 )
 
@@ -108,23 +109,44 @@ def index(corpus_dirs, index_dir, as_json) -> None:
 
 def _requests(question: str | None, history: tuple[str, ...], batch):
     if batch is not None:
-        for line_no, line in enumerate(batch, start=1):
-            if not line.strip():
+        for line_no, raw in enumerate(batch, start=1):
+            if line_no == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM from Windows editors
+            if not raw.strip():
                 continue
-            item = None
-            try:
-                item = json.loads(line)
-                question = item["question"]
-                if not isinstance(question, str):
-                    raise TypeError(f"question ska vara text, inte {json.dumps(question)}")
-                yield item.get("id", line_no), question, list(item.get("history") or []), None
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                id_ = item.get("id", line_no) if isinstance(item, dict) else line_no  # keep a given id
-                yield id_, "", [], f"rad {line_no}: ogiltig JSON-rad ({exc})"
+            yield _batch_request(line_no, raw)
     elif question:
         yield None, question, list(history), None
     else:
         raise click.UsageError("Ange en FRÅGA eller --batch FIL.")
+
+
+def _batch_request(line_no: int, raw: bytes) -> tuple[object, str, list[str], str | None]:
+    """(id, question, history, error) of one --batch line; a bad line gives an error, never an exception."""
+    item = None
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        with contextlib.suppress(ValueError, RecursionError):  # keep the line's own id when it is readable
+            item = json.loads(raw.decode("utf-8", errors="replace"))
+        id_ = item.get("id", line_no) if isinstance(item, dict) else line_no
+        if isinstance(id_, str) and "\ufffd" in id_:
+            id_ = line_no  # the bad byte is in the id itself: a changed id would be worse than the line number
+        return id_, "", [], f"rad {line_no}: inte giltig UTF-8 (byte 0x{raw[exc.start]:02x} vid position {exc.start})"
+    try:
+        item = json.loads(line)
+        question = item["question"]
+        if not isinstance(question, str):
+            raise TypeError(f"question ska vara text, inte {json.dumps(question)}")
+        history = item.get("history")
+        if history is None:
+            history = []
+        if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+            raise TypeError(f"history ska vara en lista med texter, inte {json.dumps(history, ensure_ascii=False)}")
+        return item.get("id", line_no), question, history, None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        id_ = item.get("id", line_no) if isinstance(item, dict) else line_no  # keep a given id
+        return id_, "", [], f"rad {line_no}: ogiltig JSON-rad ({exc})"
 
 
 @cli.command()

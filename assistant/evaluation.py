@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant import cite
+from assistant import cite, loaders
 from assistant.text import normalize_ws
 from assistant.types import Hit
 
@@ -219,6 +219,7 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
     latencies: list[float] = []
     words: list[int] = []
     per_question = []
+    limits = loaders.Limits.from_settings(assistant.settings)
     for i, q in enumerate(questions):
         if progress:
             progress(i, len(questions))
@@ -240,7 +241,7 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         row["answer"] = answer.answer
         for c in answer.citations:
             cites_total += 1
-            cites_ok += cite.verify(c) is None
+            cites_ok += cite.verify(c, limits=limits) is None
         if not answer.abstained:
             row["words"] = answer_words(answer.answer)
             words.append(row["words"])

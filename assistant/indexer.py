@@ -16,6 +16,7 @@ Copying is O(index size), which is fine for handbook-sized corpora and buys that
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -101,28 +102,34 @@ def _locked(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _check_corpora(corpus_dirs: tuple[Path, ...]) -> list[loaders.CorpusFile]:
-    files: list[loaders.CorpusFile] = []
+def _check_corpora(corpus_dirs: tuple[Path, ...]) -> loaders.Discovery:
+    """Every corpus folder's files, and what discovery refused (symlinks, unusable names) with reasons."""
+    found = loaders.Discovery()
     for corpus in corpus_dirs:
         if not corpus.is_dir():
             raise IndexBuildError(f"Korpusmappen finns inte: {corpus}")
-        found = loaders.discover(corpus.resolve())
-        if not found:
+        scanned = loaders.scan(corpus.resolve())
+        if not scanned.files:
             raise IndexBuildError(
                 f"Korpusmappen {corpus} innehåller inga dokument som kan indexeras "
                 f"({', '.join(sorted(loaders.SUPPORTED))})."
             )
-        files.extend(found)
-    return files
+        found.files.extend(scanned.files)
+        found.skipped.extend(scanned.skipped)
+    return found
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport:
     started = time.perf_counter()
     progress = progress or (lambda stage, done, total: None)
-    files = _check_corpora(settings.corpus_dirs)
+    discovery = _check_corpora(settings.corpus_dirs)
+    files = discovery.files
+    limits = loaders.Limits.from_settings(settings)
     index_dir = settings.index_dir
     with _locked(index_dir):
         report = IndexReport()
+        # a refused symlink or name is not "seen": an earlier index's entry for it is removed, not kept
+        report.skipped.extend(discovery.skipped)
         config = build_config(settings, embedder)
         old = current_generation(index_dir)
         if old is not None and old.manifest.get("config") != config:
@@ -140,24 +147,20 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             seen.add(key)
             previous = old_files.get(key)
             try:
-                digest = loaders.sha256_of(file.path)
-            except OSError as exc:
-                report.skipped.append(SkippedFile(file.source, f"kan inte läsas: {exc.strerror}"))
-                if previous:
+                data = loaders.read_bytes(file, limits)  # size checked before reading
+                digest = hashlib.sha256(data).hexdigest()
+                if previous and previous["sha256"] == digest:
                     keep[key] = previous
-                continue
-            if previous and previous["sha256"] == digest:
-                keep[key] = previous
-                report.unchanged.append(file.source)
-                continue
-            try:
-                doc = loaders.load(file)
-                chunks = chunk_document(doc, embedder.count_tokens, settings.chunk_tokens, embedder.max_tokens)
+                    report.unchanged.append(file.source)
+                    continue
+                doc = loaders.load(file, limits, data)
+                chunks = chunk_document(doc, embedder.count_tokens, settings.chunk_tokens, embedder.max_tokens,
+                                        settings.max_chunks)
             except loaders.LoadError as exc:
                 reason = str(exc) + ("; den tidigare versionen finns kvar i indexet" if previous else "")
                 report.skipped.append(SkippedFile(file.source, reason))
                 if previous:
-                    keep[key] = previous  # a broken update must not lose the good version
+                    keep[key] = previous  # a broken or over-limit update must not lose the good version
                 continue
             (report.updated if previous else report.added).append(file.source)
             new_chunks.extend(chunks)

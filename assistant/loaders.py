@@ -7,17 +7,25 @@ DOCX, heading paths in HTML, the exact source text of Markdown; and langchain-co
 
 from __future__ import annotations
 
+import codecs
+import errno
 import hashlib
+import os
 import re
+import stat
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from assistant.types import Block, SourceDocument
+from assistant.types import Block, SkippedFile, SourceDocument
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
 
 # Reference lists match almost any query word for word yet answer none: they stay in the file (and the
 # front matter's `sources`), out of the index.
@@ -41,58 +49,231 @@ class CorpusFile:
         return self.path.relative_to(self.corpus_dir).as_posix()
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-file limits (see the Settings fields of the same names for the defaults and why)."""
+
+    max_file_bytes: int
+    max_chars: int
+    max_unzipped_bytes: int
+    max_zip_entries: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.max_file_bytes, settings.max_chars, settings.max_unzipped_bytes,
+                   settings.max_zip_entries)
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        from assistant.settings import Settings
+
+        return cls.from_settings(Settings.from_env())
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+SYMLINK_REASON = "symbolisk länk – följs inte (den kan peka utanför korpusmappen); lägg in själva filen"
+
+
+@dataclass
+class Discovery:
+    files: list[CorpusFile] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)  # reported, never indexed
+
+
+def scan(corpus_dir: Path) -> Discovery:
+    """Supported files below ``corpus_dir``, sorted; hidden files and READMEs left out silently.
+
+    Symbolic links (to files or folders) are never followed: a link can point anywhere on the machine
+    (``ln -s /etc/passwd corpus/passwd.txt``), and the index would publish what it points to. Names with
+    control characters or that are not UTF-8 break reports, links and logs. Both are skipped with a
+    reason, so the editor sees why a file is missing.
+    """
+    found = Discovery()
+
+    def walk(folder: Path) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            found.skipped.append(SkippedFile(_printable(_relative(folder, corpus_dir)) + "/",
+                                             f"mappen kan inte läsas: {exc.strerror or exc}"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            source = _relative(path, corpus_dir)
+            wanted = _supported(entry.name)
+            try:
+                if entry.is_symlink():
+                    if wanted or entry.is_dir():  # a link to a document or to a folder (that may hold some)
+                        found.skipped.append(SkippedFile(_printable(source), SYMLINK_REASON))
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                is_file = entry.is_file(follow_symlinks=False)
+            except OSError:
+                continue
+            if not (is_dir or (is_file and wanted)):
+                continue
+            problem = _name_problem(entry.name)
+            if problem:
+                found.skipped.append(SkippedFile(_printable(source) + ("/" if is_dir else ""), problem))
+            elif is_dir:
+                walk(path)
+            else:
+                found.files.append(CorpusFile(corpus_dir, path))
+
+    walk(corpus_dir)
+    found.files.sort(key=lambda f: f.path)
+    return found
+
+
 def discover(corpus_dir: Path) -> list[CorpusFile]:
-    """Supported files below ``corpus_dir``, sorted, hidden files and READMEs left out."""
-    files = []
-    for path in sorted(corpus_dir.rglob("*")):
-        rel = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() in SUPPORTED and path.name.lower() not in IGNORED_NAMES:
-            files.append(CorpusFile(corpus_dir, path))
-    return files
+    """The files :func:`scan` finds, without the skipped ones."""
+    return scan(corpus_dir).files
 
 
-def load(file: CorpusFile) -> SourceDocument:
+def _supported(name: str) -> bool:
+    return Path(name).suffix.lower() in SUPPORTED and name.lower() not in IGNORED_NAMES
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+# line and paragraph separators and bidirectional overrides (which can disguise a name) count as control
+_INVISIBLE_CONTROLS = set("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _name_problem(name: str) -> str | None:
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in name):  # os.fsdecode's escapes for undecodable bytes
+        return "filnamnet är inte giltig UTF-8 – byt namn på filen"
+    if any(unicodedata.category(c) == "Cc" or c in _INVISIBLE_CONTROLS for c in name):
+        return "filnamnet innehåller styrtecken (t.ex. radbrytning) – byt namn på filen"
+    return None
+
+
+def _printable(name: str) -> str:
+    """A name safe to show on one line: control characters and undecodable bytes as escapes."""
+    out = []
+    for c in name:
+        if 0xDC80 <= ord(c) <= 0xDCFF:
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif unicodedata.category(c) == "Cc" or c in _INVISIBLE_CONTROLS:
+            out.append(c.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def read_bytes(file: CorpusFile, limits: Limits) -> bytes:
+    """The file's bytes, refusing what discovery refuses even if the file changed since: a symlink (also
+    a folder on the way that became one), anything but a regular file, and a file over the byte limit,
+    which is checked from the open file's size before anything is read."""
     path = file.path
     try:
-        data = path.read_bytes()
+        inside = path.parent.resolve().is_relative_to(file.corpus_dir.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise LoadError(SYMLINK_REASON)
+    # O_NOFOLLOW: a symlink fails to open (ELOOP); O_NONBLOCK: a FIFO put in its place cannot hang the build
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError(SYMLINK_REASON) from exc
         raise LoadError(f"kan inte läsas: {exc.strerror or exc}") from exc
-    if not data.strip():
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise LoadError("inte en vanlig fil")
+        if info.st_size > limits.max_file_bytes:
+            raise LoadError(_too_big("filen", info.st_size, limits.max_file_bytes, "MAX_FILE_BYTES"))
+        data = handle.read(limits.max_file_bytes + 1)  # the file may grow while we read
+    if len(data) > limits.max_file_bytes:
+        raise LoadError(_too_big("filen", len(data), limits.max_file_bytes, "MAX_FILE_BYTES"))
+    return data
+
+
+def _too_big(what: str, size: int, limit: int, variable: str) -> str:
+    return (f"{what} är för stor: {_megabytes(size)}, gränsen är {_megabytes(limit)} "
+            f"(ändra med ASSISTANT_{variable})")
+
+
+def _megabytes(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f} MB".replace(".", ",")
+    return f"{n / 1000:.1f} kB".replace(".", ",") if n >= 1000 else f"{n} byte"
+
+
+def _too_many_chars(limits: Limits) -> LoadError:
+    return LoadError(f"för mycket text: mer än {limits.max_chars:_} tecken".replace("_", " ")
+                     + " (ändra med ASSISTANT_MAX_CHARS)")
+
+
+def load(file: CorpusFile, limits: Limits | None = None, data: bytes | None = None) -> SourceDocument:
+    """Parse one corpus file. Every failure, over-limit files included, is a LoadError with the reason.
+    ``data`` is the file's content when the caller has read it already (with :func:`read_bytes`)."""
+    limits = limits or Limits.from_env()
+    path = file.path
+    if data is None:
+        data = read_bytes(file, limits)
+    if not data or data.isspace():  # isspace() stops at the first other byte; strip() would copy
         raise LoadError("tom fil")
     suffix = path.suffix.lower()
     reader = {".pdf": _pdf, ".docx": _docx, ".html": _html, ".htm": _html}.get(suffix, _markdown)
     try:
-        title, blocks, meta = reader(path, data)
+        title, blocks, meta = reader(path, data, limits)
     except LoadError:
         raise
+    except RecursionError as exc:  # deeply nested markup or YAML
+        raise LoadError(f"kunde inte tolkas som {suffix.lstrip('.').upper()}: för djupt nästlad") from exc
     except Exception as exc:  # every parser has its own exceptions; the user needs the reason
         raise LoadError(f"kunde inte tolkas som {suffix.lstrip('.').upper()}: {exc}") from exc
+    blocks = [Block(_clean(b.text), _clean(b.section), b.page) for b in blocks]
     blocks = [b for b in blocks if b.text.strip() and not _in_reference_section(b.section)]
     if not blocks:
         raise LoadError("ingen text hittades (en skannad PDF behöver OCR först)" if suffix == ".pdf"
                         else "ingen text hittades")
+    if sum(len(b.text) for b in blocks) > limits.max_chars:
+        raise _too_many_chars(limits)
     return SourceDocument(
         corpus_dir=file.corpus_dir,
         source=file.source,
-        title=(str(meta.get("title") or title or path.stem)).strip(),
+        title=_clean(str(meta.get("title") or title or path.stem)).strip(),
         sha256=hashlib.sha256(data).hexdigest(),
         blocks=blocks,
         metadata=meta,
     )
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """Lone surrogates (from broken PDF text maps) cannot be written as UTF-8: JSON, Chroma and the
+    manifest would fail on them. Decoded text files never contain any, so quotes stay verbatim."""
+    return _SURROGATES.sub("\ufffd", text) if text else text
+
+
 def _in_reference_section(section: str) -> bool:
     return any(REFERENCE_SECTIONS.match(part.strip()) for part in section.split(">")) if section else False
 
 
-def document_text(file: CorpusFile, page: int | None = None) -> str:
-    """The text a quote must appear in: the raw file for text formats, the extracted text otherwise."""
+def document_text(file: CorpusFile, page: int | None = None, limits: Limits | None = None) -> str:
+    """The text a quote must appear in: the raw file for text formats, the extracted text otherwise.
+    Text files are decoded exactly as :func:`load` decodes them, so an indexed sentence is always found."""
+    limits = limits or Limits.from_env()
     suffix = file.path.suffix.lower()
     if suffix in {".md", ".markdown", ".txt"}:
-        return file.path.read_text(encoding="utf-8", errors="replace")
-    doc = load(file)
+        return decode_text(read_bytes(file, limits))
+    doc = load(file, limits)
     return "\n\n".join(b.text for b in doc.blocks if page is None or b.page == page)
 
 
@@ -102,19 +283,62 @@ _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
-def _decode(data: bytes) -> str:
+# A valid UTF-8 sequence of two to four bytes (RFC 3629: no overlongs, no surrogates).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def decode_text(data: bytes) -> str:
+    """Text files as UTF-8, an invalid byte becoming U+FFFD on its own (the rest of the file stays right).
+
+    Only a file with no valid UTF-8 multibyte sequence at all that decodes as cp1252 is read as cp1252:
+    there every å, ä and ö is a single high byte, which is what older Swedish Windows files look like, and
+    UTF-8 would turn each of them into U+FFFD. One valid "ö" (C3 B6) shows the file was written as UTF-8,
+    and then a stray byte must not turn the whole file into mojibake. A UTF-16 file carries its BOM.
+    Used both for indexing and for checking quotes (:func:`document_text`), so quotes stay verbatim.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # older Swedish Windows files
+        pass
+    if not _UTF8_MULTIBYTE.search(data):
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:  # bytes cp1252 leaves undefined (0x81, 0x8d, ...): not cp1252 either
+            pass
+    return data.decode("utf-8-sig", errors="replace")
+
+
+# Front matter is metadata (title, dates, a list of sources): a few hundred bytes. The cap bounds the
+# YAML parser's work and what every chunk of the file carries into the index.
+MAX_FRONT_MATTER_CHARS = 64 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml's safe loader, refusing aliases (``*name``): nested aliases expand exponentially (a 329-byte
+    file became a 39 MB manifest). Without them the parsed value is no bigger than its text."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "alias (*namn) är inte tillåtna i front matter", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
     m = _FRONT_MATTER.match(text)
     if not m:
         return {}, text
+    if len(m.group(1)) > MAX_FRONT_MATTER_CHARS:
+        raise LoadError(f"front matter är för stor (mer än {MAX_FRONT_MATTER_CHARS // 1024} kB)")
     try:
-        meta = yaml.safe_load(m.group(1)) or {}
+        meta = yaml.load(m.group(1), Loader=_NoAliasLoader) or {}  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise LoadError(f"felaktig YAML-front matter: {exc}") from exc
     if not isinstance(meta, dict):
@@ -136,8 +360,12 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _markdown(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
-    text = _decode(data)
+def _markdown(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
+    if len(data) > 4 * limits.max_chars:  # even at 4 bytes a character: too much, no need to decode it
+        raise _too_many_chars(limits)
+    text = decode_text(data)
+    if len(text) > limits.max_chars:
+        raise _too_many_chars(limits)
     meta, body = parse_front_matter(text) if path.suffix.lower() != ".txt" else ({}, text)
     if path.suffix.lower() == ".txt":
         return "", [Block(p.strip(), "") for p in re.split(r"\n\s*\n", body) if p.strip()], meta
@@ -179,21 +407,31 @@ def _markdown(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]
 # --- PDF ------------------------------------------------------------------------------------------
 
 
-def _pdf(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
+def _pdf(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
     from io import BytesIO
 
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    # pypdf bounds each decompressed stream itself (75 MB); the text limit is checked page by page, so an
+    # oversized PDF stops at the first page past it.
     try:
         reader = PdfReader(BytesIO(data))
+        # an empty user password (AES or RC4) only restricts editing: such PDFs open without a password
         if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError("PDF:en är lösenordsskyddad")
+            raise LoadError("PDF:en är lösenordsskyddad (spara den utan lösenord och lägg in den igen)")
         pages = list(reader.pages)
+        raw: list[str] = []
+        total = 0
+        for page in pages:
+            raw.append(page.extract_text() or "")
+            total += len(raw[-1])
+            if total > limits.max_chars:
+                raise _too_many_chars(limits)
     except PdfReadError as exc:
         raise LoadError(f"trasig PDF: {exc}") from exc
     sections = _pdf_outline(reader)
-    texts = _without_running_lines([_HYPHENATED.sub(r"\1\2", page.extract_text() or "") for page in pages])
+    texts = _without_running_lines([_HYPHENATED.sub(r"\1\2", text) for text in raw])
     blocks: list[Block] = []
     for number, text in enumerate(texts, start=1):
         section = ""
@@ -268,7 +506,37 @@ def _pdf_outline(reader) -> list[tuple[int, str]]:
 _DOCX_HEADING = re.compile(r"^(?:heading|rubrik)\s*(\d)$", re.I)
 
 
-def _docx(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
+# Apache POI's ZipSecureFile defaults: Office XML compresses ~10:1; a part past 100:1 is a bomb.
+MAX_ZIP_RATIO = 100
+MAX_ZIP_RATIO_FROM = 1024 * 1024  # small parts (styles, settings) may compress better; they are harmless
+
+
+def check_zip(data: bytes, limits: Limits, kind: str = "DOCX") -> None:
+    """Refuse a zip bomb from the zip directory alone, before anything is decompressed: the declared
+    sizes bound what is unpacked (Python's zipfile stops an entry at its declared size and then fails its
+    CRC check), and the entry count bounds the parts a parser creates."""
+    import zipfile
+    from io import BytesIO
+
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise LoadError(f"trasig {kind}: {exc}") from exc
+    if len(entries) > limits.max_zip_entries:
+        raise LoadError(f"{kind}-filen har för många delar: {len(entries)}, gränsen är {limits.max_zip_entries} "
+                        f"(ändra med ASSISTANT_MAX_ZIP_ENTRIES)")
+    unpacked = sum(entry.file_size for entry in entries)
+    if unpacked > limits.max_unzipped_bytes:
+        raise LoadError(_too_big(f"{kind}-filen uppackad", unpacked, limits.max_unzipped_bytes,
+                                 "MAX_UNZIPPED_BYTES"))
+    for entry in entries:
+        if entry.file_size > MAX_ZIP_RATIO_FROM and entry.file_size > MAX_ZIP_RATIO * max(entry.compress_size, 1):
+            raise LoadError(f"{kind}-filen ser ut som en zip-bomb: delen {_printable(entry.filename)} packas upp "
+                            f"{entry.file_size // max(entry.compress_size, 1)} gånger större än den lagras")
+
+
+def _docx(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
     from io import BytesIO
 
     import docx
@@ -276,6 +544,7 @@ def _docx(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    check_zip(data, limits)
     try:
         document: DocxDocument = docx.Document(BytesIO(data))
     except Exception as exc:
@@ -283,7 +552,10 @@ def _docx(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
     title = (document.core_properties.title or "").strip()
     stack: list[tuple[int, str]] = []
     blocks: list[Block] = []
+    total = 0  # characters so far: a document past the text limit stops here, not after its last page
     for item in document.iter_inner_content():
+        if total > limits.max_chars:
+            raise _too_many_chars(limits)
         if isinstance(item, Paragraph):
             text = item.text.strip()
             if not text:
@@ -299,12 +571,16 @@ def _docx(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
                 stack.append((level, text))
             else:
                 blocks.append(Block(text, " > ".join(h for _, h in stack)))
+                total += len(text)
         elif isinstance(item, Table):
             section = " > ".join(h for _, h in stack)
             for row in item.rows:
                 cells = [c.text.strip() for c in row.cells]
                 if any(cells):
                     blocks.append(Block(" | ".join(cells), section))
+                    total += len(blocks[-1].text)
+                    if total > limits.max_chars:
+                        raise _too_many_chars(limits)
     return title, blocks, {}
 
 
@@ -314,7 +590,7 @@ _HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquot
                 "figcaption"]
 
 
-def _html(path: Path, data: bytes) -> tuple[str, list[Block], dict[str, Any]]:
+def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")
@@ -348,6 +624,7 @@ def _iter_blocks(root) -> Iterator:
     for el in root.find_all(_HTML_BLOCKS):
         if el.find_parent(_HTML_BLOCKS) is None:
             yield el
+
 
 
 def sha256_of(path: Path) -> str:

@@ -33,6 +33,20 @@ class Settings:
     embed_batch_size: int = 32
     # chunking: tokens of the model's tokenizer, prefix and title line included
     chunk_tokens: int = 200
+    # Limits per corpus file, so one file cannot hold the index lock for hours or exhaust memory. Indexing
+    # runs at ~3-10 chunks/s on 2 cores (chunks and their sentences embedded): SKR's ~100-page handbook is
+    # ~300 000 characters (~400 chunks, about a minute), a dense 300-page municipal report ~900 000
+    # (~1 200 chunks, a few minutes). The defaults let both through with room to spare and stop a 50 MB text
+    # file (~65 000 chunks: hours) before it is embedded. A file over a limit is skipped with its reason.
+    max_file_bytes: int = 50 * 1024 * 1024  # = the admin upload limit; mostly images beyond this in PDF/DOCX
+    max_chars: int = 1_500_000  # extracted text: ~500 dense pages, at most ~10 minutes of embedding
+    max_chunks: int = 3_000  # per file: ~1.5 M characters at ~500 per chunk; stops heading-per-line files
+    # DOCX (a zip): checked from the zip directory before anything is unpacked. python-docx holds every
+    # part in memory and parses the XML ones into trees of ~15x their size (100 MB of XML: 1.5 GB, 12 s).
+    # A 300-page report has 10-30 MB of XML plus its images; entries past 100:1 compression are refused
+    # as bombs (loaders.MAX_ZIP_RATIO).
+    max_unzipped_bytes: int = 100 * 1024 * 1024  # sum of the entries' unpacked sizes
+    max_zip_entries: int = 2_000  # a report with hundreds of images has a few hundred entries
     # retrieval
     retrieval: str = "hybrid"  # hybrid | dense | lexical
     top_k: int = 5

@@ -129,17 +129,24 @@ def remove_document(settings: Settings, key: str) -> CorpusDocument:
 
 
 def unindexed(settings: Settings, manifest: dict[str, dict]) -> list[tuple[str, str]]:
-    """Corpus files missing from the served index, with the reason when the loader gives one."""
+    """Corpus files missing from the served index, with the reason when the loader gives one, and what
+    discovery refused (symbolic links, unusable names) with its reason."""
     indexed = {(str(Path(e["corpus_dir"]).resolve()), e["source"]) for e in manifest.values()}
+    limits = loaders.Limits.from_settings(settings)
     out = []
-    for doc in corpus_documents(settings):
-        folder = str(settings.corpus_dirs[doc.number].resolve())
-        if (folder, doc.source) in indexed:
+    for folder in settings.corpus_dirs:
+        if not folder.is_dir():
             continue
-        try:
-            loaders.load(loaders.CorpusFile(Path(folder), doc.path))
-            reason = "inte indexerad än – indexera om"
-        except loaders.LoadError as exc:
-            reason = str(exc)
-        out.append((doc.source, reason))
+        root = folder.resolve()
+        scanned = loaders.scan(root)
+        for file in scanned.files:
+            if (str(root), file.source) in indexed:
+                continue
+            try:
+                loaders.load(file, limits)
+                reason = "inte indexerad än – indexera om"
+            except loaders.LoadError as exc:
+                reason = str(exc)
+            out.append((file.source, reason))
+        out.extend((s.source, s.reason) for s in scanned.skipped)
     return out
