@@ -139,11 +139,14 @@ def document_response(path: Path, title: str = "") -> Response:
         return FileResponse(path, media_type="application/pdf", headers=headers,
                             content_disposition_type="inline", filename=path.name)
     headers["Content-Security-Policy"] = _SANDBOX
-    if suffix in {".md", ".markdown"}:
-        text = path.read_text(encoding="utf-8", errors="replace")
+    if suffix in {".md", ".markdown", ".txt"}:
+        # decoded as at index time, so what the reader sees is what was quoted (an old cp1252 file too)
+        from assistant.loaders import decode_text
+
+        text = decode_text(path.read_bytes())
+        if suffix == ".txt":
+            return PlainTextResponse(text, headers=headers)
         return HTMLResponse(render_markdown(text, title or path.stem), headers=headers)
-    if suffix == ".txt":
-        return PlainTextResponse(path.read_text(encoding="utf-8", errors="replace"), headers=headers)
     if suffix in {".html", ".htm"}:
         return FileResponse(path, media_type="text/html", headers=headers)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -141,3 +141,21 @@ def test_every_file_name_gets_a_working_link(tmp_path: Path, name: str):
     assert url.startswith("/doc/0/") and not any(ch in url for ch in "\n\r\t\x01 #?åäö")
     response = TestClient(app).get(url)
     assert response.status_code == 200 and "samverkan" in response.text
+
+
+def test_text_documents_are_decoded_as_when_indexed(tmp_path: Path):
+    """An old cp1252 file reads as Swedish in the document view, as it did when it was indexed and quoted."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gammal.txt").write_bytes("Företaget återinvesterar vinsten i verksamheten.".encode("cp1252"))
+    (corpus / "blandad.md").write_bytes(b"# Rubrik\n\n\xc3\x85tta sociala f\xc3\xb6retag\xff deltog.")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
+    root = str(corpus.resolve())
+    entries = [{"corpus_dir": root, "source": "gammal.txt", "title": "Gammal"},
+               {"corpus_dir": root, "source": "blandad.md", "title": "Blandad"}]
+    app = FastAPI()
+    app.include_router(router(settings, lambda: entries))
+    client = TestClient(app)
+    assert client.get("/doc/0/gammal.txt").text == "Företaget återinvesterar vinsten i verksamheten."
+    # one stray byte in a UTF-8 file costs one character, not the whole file's å, ä and ö
+    assert "Åtta sociala företag\ufffd deltog." in client.get("/doc/0/blandad.md").text
