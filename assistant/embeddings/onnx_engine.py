@@ -99,10 +99,12 @@ def inspect_model(folder: Path, kind: str) -> ModelSpec:
         pooling = "mean"  # sentence-transformers' default for a plain Hugging Face folder
         if (folder / "modules.json").is_file():
             sources.append("modules.json")
-            for module in _read_json(folder / "modules.json"):
-                short = module["type"].rsplit(".", 1)[-1]
-                if short not in _SENTENCE_MODULES:
+            modules = _read_json(folder / "modules.json")
+            for module in modules:
+                if module["type"].rsplit(".", 1)[-1] not in _SENTENCE_MODULES:
                     raise NotExportableError(f"{folder}: module {module['type']} is not supported by the lean engine")
+            for module in modules:
+                short = module["type"].rsplit(".", 1)[-1]
                 if short == "Transformer" and module.get("path"):
                     raise NotExportableError(f"{folder}: the transformer lives in a subfolder")
                 if short == "Pooling":
@@ -134,11 +136,16 @@ def inspect_model(folder: Path, kind: str) -> ModelSpec:
 
 def _pooling_mode(path: Path) -> str:
     cfg = _read_json(path)
-    modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
-    if modes == ["pooling_mode_mean_tokens"]:
-        return "mean"
-    if modes == ["pooling_mode_cls_token"]:
-        return "cls"
+    if "pooling_mode" in cfg:  # sentence-transformers >= 6: {"pooling_mode": "mean", "include_prompt": ...}
+        mode = cfg["pooling_mode"]
+        modes = [mode] if isinstance(mode, str) else list(mode)
+        if not cfg.get("include_prompt", True):
+            modes.append("without prompt")
+    else:  # older folders: one boolean per mode
+        modes = [k.removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens")
+                 for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    if modes in (["mean"], ["cls"]):
+        return modes[0]
     raise NotExportableError(f"{path}: pooling {modes} is not supported by the lean engine")
 
 

@@ -300,7 +300,13 @@ def test_classifier_logits_match_transformers(tiny_classifier):
     assert lean.predict([]).shape == (0,)
 
 
-def test_int8_classifier_ranks_like_fp32(tiny_classifier):
+def test_int8_classifier_stays_close_to_fp32(tiny_classifier):
+    """A random tiny head gives nearly equal logits (spread ~1e-4), so ranking agreement says nothing here;
+    the int8 logits must stay within 10 % of the fp32 magnitude. The real cross-encoder's agreement is in
+    its stamp (int8.calibration_agreement) and in benchmarks/lean.py."""
     fp32 = onnx_engine.load_classifier(tiny_classifier).predict(PAIRS)
     int8 = onnx_engine.load_classifier(tiny_classifier, "onnx-int8").predict(PAIRS)
-    assert np.corrcoef(fp32, int8)[0, 1] > 0.99
+    assert int8.shape == fp32.shape and np.isfinite(int8).all()
+    assert np.abs(int8 - fp32).max() <= 0.1 * np.abs(fp32).max()
+    stamp = json.loads((tiny_classifier / "onnx" / "stamp.json").read_text())
+    assert stamp["kind"] == "classifier" and stamp["meta"]["inputs"][:2] == ["input_ids", "attention_mask"]
