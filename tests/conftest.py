@@ -3,8 +3,9 @@
 * Every test runs with the developer's ``ASSISTANT_*`` variables removed and its own feedback database.
   The model cache (``Settings.home``) is left alone on purpose: the offline model is built once per
   machine and shared, not rebuilt per test.
-* ``embedder``: the real default model, loaded once per session (``load_embedder`` is lru-cached, so the
-  CLI run in-process by ``CliRunner`` gets the very same object).
+* ``embedder``: the real default model on the default engine, loaded once per session (``load_embedder``
+  is lru-cached, so the CLI run in-process by ``CliRunner`` gets the very same object).
+  ``reference_tokenizer``: the model's Hugging Face tokenizer, the reference for token counts.
 * ``corpus``: a small mixed corpus (Markdown with front matter, plain text in a subfolder, a 3-page PDF
   with a nested outline, DOCX with heading styles, HTML) written into the test's tmp_path.
   ``write_pdf_file`` / ``write_docx_file`` make other real PDFs and DOCX files.
@@ -195,8 +196,25 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real default model, loaded once (~10 s); shared with in-process CLI runs via the lru cache."""
+    """The real default model, loaded once; shared with in-process CLI runs via the lru cache."""
     return load_embedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The default model's sentence-transformers folder (built offline on first use, then shared)."""
+    from assistant.embeddings.e5_offline import build_model_dir
+
+    return build_model_dir(Settings().model_cache)
+
+
+@pytest.fixture(scope="session")
+def reference_tokenizer(model_dir):
+    """The default model's Hugging Face tokenizer, as sentence-transformers runs it: token counts are
+    checked against it independently of the engine the embedder runs on."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
 
 
 @pytest.fixture(scope="session")

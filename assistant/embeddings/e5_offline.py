@@ -174,12 +174,17 @@ def is_valid(folder: Path) -> bool:
         return False
 
 
+def model_dir(cache_dir: Path) -> Path:
+    """Where the folder lives (built or not)."""
+    return Path(cache_dir) / FOLDER_NAME
+
+
 def build_model_dir(cache_dir: Path) -> Path:
     """Return ``cache_dir/<FOLDER_NAME>``, building it first if missing or corrupt."""
     import torch
     from safetensors.torch import save_file
 
-    out = Path(cache_dir) / FOLDER_NAME
+    out = model_dir(cache_dir)
     if is_valid(out):
         return out
     q4, tok = source_files()

@@ -1,37 +1,60 @@
-"""Sentence-transformers wrapper with the right query/passage prefixes, usable by Chroma and LangChain."""
+"""The embedding model with the right query/passage prefixes, usable by Chroma and LangChain.
+
+Two engines run the same model (``Settings.engine``):
+
+* ``onnx`` (default) / ``onnx-int8``: the lean engine of ``onnx_engine`` (ONNX Runtime + the Rust
+  tokenizer, exported once from the model folder); nothing of torch, transformers or
+  sentence-transformers is imported, so a new process answers in about a second;
+* ``torch``: sentence-transformers, the reference. Models the lean engine cannot run (a hub name, a
+  folder with modules beyond Transformer/Pooling/Normalize) always use it.
+
+The engine is part of the fingerprint: an index built by one engine is rebuilt, never mixed, by another.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
-from assistant.settings import DEFAULT_MODEL, Settings
+from assistant.settings import DEFAULT_MODEL, ENGINES, Settings
 
 # Never reach for the hub at run time: a missing model should fail at once, not after ~75 s of retries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+log = logging.getLogger(__name__)
+
 
 def _is_e5(name: str) -> bool:
     return "e5" in Path(name).name.lower() or name == DEFAULT_MODEL
 
 
-class Embedder(Embeddings):
-    """Normalised embeddings; passages and queries get their own prefix (e5: "passage: " / "query: ")."""
+class Embedder:
+    """Normalised embeddings; passages and queries get their own prefix (e5: "passage: " / "query: ").
 
-    def __init__(self, model, name: str, query_prefix: str, passage_prefix: str, batch_size: int = 32):
+    ``model`` is a SentenceTransformer (engine "torch") or an ``onnx_engine.OnnxEncoder``; both offer
+    ``encode(texts, batch_size=, normalize_embeddings=)``, ``max_seq_length`` and
+    ``get_embedding_dimension()``. It has LangChain's ``Embeddings`` methods (embed_documents, embed_query
+    and their async forms) without subclassing it: importing langchain_core would cost the CLI 0.1-0.4 s."""
+
+    def __init__(self, model: Any, name: str, query_prefix: str, passage_prefix: str, batch_size: int = 32):
         self.model = model
         self.name = name
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
-        self._lock = threading.Lock()  # torch on 2 cores: concurrent encodes only thrash
+        self._lock = threading.Lock()  # 2 cores: concurrent encodes only thrash
+
+    @property
+    def engine(self) -> str:
+        return getattr(self.model, "engine", "torch")
 
     @property
     def max_tokens(self) -> int:
@@ -43,11 +66,14 @@ class Embedder(Embeddings):
 
     @property
     def fingerprint(self) -> str:
-        """What must match for stored vectors to be comparable with new ones."""
-        return f"{self.name}|{self.query_prefix!r}|{self.passage_prefix!r}|{self.dimension}"
+        """What must match for stored vectors to be comparable with new ones (the engine too: int8 vectors
+        differ from fp32 ones by up to a few per mille)."""
+        return f"{self.name}|{self.query_prefix!r}|{self.passage_prefix!r}|{self.dimension}|{self.engine}"
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for a passage, prefix and special tokens included."""
+        if hasattr(self.model, "count_tokens"):
+            return self.model.count_tokens(self.passage_prefix + text)
         ids = self.model.tokenizer(self.passage_prefix + text, add_special_tokens=True, verbose=False)["input_ids"]
         return len(ids)
 
@@ -77,6 +103,12 @@ class Embedder(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_queries([text])[0].tolist()
 
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return self.embed_query(text)
+
 
 def resolve_model_path(settings: Settings) -> str:
     if settings.model == DEFAULT_MODEL:
@@ -86,24 +118,59 @@ def resolve_model_path(settings: Settings) -> str:
     return settings.model  # a sentence-transformers name (needs the internet once) or a local path
 
 
-@lru_cache(maxsize=4)
-def _load(model: str, cache: Path, query_prefix: str | None, passage_prefix: str | None, batch: int) -> Embedder:
+def _lean_encoder(settings: Settings, engine: str):
+    """The ONNX encoder for the configured model; raises onnx_engine.NotExportableError when it has none."""
+    from assistant.embeddings import onnx_engine
+
+    if settings.model == DEFAULT_MODEL:
+        from assistant.embeddings import e5_offline
+
+        folder = e5_offline.model_dir(settings.model_cache)
+        # Beside the model folder, not in it: the folder stays as e5_offline builds and verifies it.
+        out = settings.model_cache / onnx_engine.EXPORT_DIR / folder.name
+        # A current export was made from these very weights: skip hashing them (0.3 s) at every start.
+        if not onnx_engine.is_current(folder, "encoder", out):
+            folder = e5_offline.build_model_dir(settings.model_cache)
+        return onnx_engine.OnnxEncoder(onnx_engine.ensure_exported(folder, "encoder", out=out), engine)
+    folder = Path(settings.model).expanduser()
+    if not folder.is_dir():
+        raise onnx_engine.NotExportableError(f"{settings.model} is not a local folder")
+    return onnx_engine.load_encoder(folder, engine, cache=settings.model_cache)
+
+
+def _torch_encoder(settings: Settings):
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # keeps the CLI's own progress output readable
-    settings = Settings(model=model, home=cache.parent)
-    path = resolve_model_path(settings)
-    st = SentenceTransformer(path, device="cpu")
+    return SentenceTransformer(resolve_model_path(settings), device="cpu")
+
+
+@lru_cache(maxsize=4)
+def _load(model: str, cache: Path, query_prefix: str | None, passage_prefix: str | None, batch: int,
+          engine: str = "onnx") -> Embedder:
+    if engine not in ENGINES:
+        raise ValueError(f"okänd inferensmotor {engine!r}; välj {', '.join(ENGINES)}")
+    settings = Settings(model=model, home=cache.parent, engine=engine)
+    backend = None
+    if engine != "torch":
+        from assistant.embeddings.onnx_engine import NotExportableError
+
+        try:
+            backend = _lean_encoder(settings, engine)
+        except NotExportableError as exc:
+            log.info("%s runs on torch: %s", model, exc)
+    if backend is None:
+        backend = _torch_encoder(settings)
     e5 = _is_e5(model)
     qp = query_prefix if query_prefix is not None else ("query: " if e5 else "")
     pp = passage_prefix if passage_prefix is not None else ("passage: " if e5 else "")
-    return Embedder(st, name=model, query_prefix=qp, passage_prefix=pp, batch_size=batch)
+    return Embedder(backend, name=model, query_prefix=qp, passage_prefix=pp, batch_size=batch)
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """One loaded model per process and configuration: the CLI batch, UI and eval share it."""
     return _load(
         settings.model, settings.model_cache, settings.query_prefix, settings.passage_prefix,
-        settings.embed_batch_size,
+        settings.embed_batch_size, settings.engine,
     )

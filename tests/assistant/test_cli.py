@@ -195,6 +195,27 @@ def test_ask_batch_through_the_installed_console_script(served, tmp_path):
     assert "error" in records[4]
 
 
+HEAVY = ("torch", "transformers", "sentence_transformers", "chromadb", "langchain_core", "gradio")
+
+
+def test_ask_in_a_new_process_imports_no_heavy_module(served):
+    """Issue 11: the CLI's query path runs on the lean engine and the index snapshot alone (torch,
+    transformers and sentence-transformers took 10 of its 12.7 s; chromadb and LangChain another 0.5 s)."""
+    code = (
+        "import json, sys\n"
+        "from assistant.cli import cli\n"
+        f"cli(['ask', {PAGE2_QUESTION!r}, '--json', *{where(served)!r}], standalone_mode=False)\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    answer, imported = proc.stdout.strip().splitlines()
+    record = json.loads(answer)
+    check_ask_record(record, served.corpus.dir)
+    assert not record["abstained"] and record["citations"][0]["page"] == 2
+    assert json.loads(imported) == []
+
+
 # --- index ----------------------------------------------------------------------------------------
 
 

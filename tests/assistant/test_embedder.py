@@ -50,8 +50,8 @@ def test_langchain_interface_matches(embedder):
     assert np.allclose(embedder.embed_query(QUESTION), embedder.embed_queries([QUESTION])[0])
 
 
-def test_count_tokens_includes_prefix_and_special_tokens(embedder):
-    tokenizer = embedder.model.tokenizer
+def test_count_tokens_includes_prefix_and_special_tokens(embedder, reference_tokenizer):
+    tokenizer = reference_tokenizer
     plain = len(tokenizer(PASSAGE, add_special_tokens=False)["input_ids"])
     prefix = len(tokenizer("passage:", add_special_tokens=False)["input_ids"])
     assert embedder.count_tokens(PASSAGE) == plain + prefix + 2  # <s> ... </s>

@@ -11,17 +11,16 @@ from assistant.retrieval import Retriever
 
 
 @pytest.fixture(scope="module")
-def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, model_dir, reference_tokenizer) -> Path:
     """A randomly initialised one-layer XLM-R sequence classifier with the e5 tokenizer, saved as a
     normal Hugging Face folder that sentence-transformers' CrossEncoder loads by path."""
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    model_dir = Path(embedder.model.tokenizer.name_or_path)
     out = tmp_path_factory.mktemp("tiny-cross-encoder")
     torch.manual_seed(0)
     config = XLMRobertaConfig(
-        vocab_size=embedder.model.tokenizer.vocab_size + 2, hidden_size=32, num_hidden_layers=1,
+        vocab_size=reference_tokenizer.vocab_size + 2, hidden_size=32, num_hidden_layers=1,
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=514, num_labels=1,
         pad_token_id=1, bos_token_id=0, eos_token_id=2,
     )

@@ -32,6 +32,34 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     return assistant
 
 
+def test_server_query_path_imports_no_torch(built):
+    """Issue 11: the chat app answers without torch, transformers or sentence-transformers (a new process:
+    this test session has them loaded for the reference tests)."""
+    import json
+    import subprocess
+    import sys
+
+    s = built.settings
+    code = (
+        "import json, sys\n"
+        "from assistant.pipeline import Assistant\n"
+        "from assistant.settings import Settings\n"
+        "from ui.app import ChatApp, create_app\n"
+        f"settings = Settings.from_env(corpus_dirs=({str(s.corpus_dirs[0])!r},), index_dir={str(s.index_dir)!r})\n"
+        "assistant = Assistant(settings)\n"
+        "create_app(assistant)\n"
+        "chat = ChatApp(assistant)\n"
+        "message = {'role': 'user', 'content': [{'type': 'text', 'text': 'Vad är direktupphandlingsgränsen?'}]}\n"
+        "steps = list(chat.answer([message], []))\n"
+        "print(json.dumps([len(steps), sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'torch', 'transformers', 'sentence_transformers'})]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    steps, heavy = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert steps > 1 and heavy == []
+
+
 def user(text: str) -> dict:
     return {"role": "user", "content": [{"type": "text", "text": text}]}  # as Gradio 6 hands it back
 
