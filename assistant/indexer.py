@@ -4,8 +4,7 @@ Layout of the index folder::
 
     index/
       CURRENT              name of the generation being served (replaced atomically, last)
-      gen-<time>-<pid>/    a Chroma store + manifest.json (files, hashes, chunk ids, model) + the
-                           serving snapshot (snapshot.py: what a query needs, without chromadb)
+      gen-<time>-<pid>/    a Chroma store + manifest.json (files, hashes, chunk ids, model)
       .lock                held while a build runs
 
 An update writes a new generation: vectors of unchanged files are copied from the served one (never
@@ -29,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant import loaders, snapshot
+from assistant import loaders
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import Embedder
 from assistant.settings import Settings
+from assistant.store import ChunkStore, sentence_rows_for
 from assistant.types import Chunk, IndexReport, SkippedFile
 
 MANIFEST = "manifest.json"
@@ -181,8 +181,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         if total == 0:
             raise IndexBuildError("Inget dokument kunde indexeras; det befintliga indexet (om något) används.")
 
-        from assistant.store import ChunkStore, sentence_rows_for  # chromadb: only when something is built
-
         vectors = _embed(embedder, [c.embedding_text() for c in new_chunks], "bäddar in", progress)
         sentences = sentence_rows_for(new_chunks)
         sentence_vectors = _embed(embedder, [r.text for r in sentences], "bäddar in meningar", progress)
@@ -194,7 +192,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             if new_chunks:
                 store.add(new_chunks, vectors)
                 store.add_sentences(sentences, sentence_vectors)
-            snapshot.write(gen_path, snapshot.from_store(store, embedder.dimension))
             manifest = {"config": config, "files": all_files, "created": time.time(),
                         "chunks": store.count()}
             (gen_path / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -219,9 +216,7 @@ def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress)
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
 
 
-def _copy_kept(old: Generation, keep: dict[str, dict], store, progress: Progress) -> None:
-    from assistant.store import ChunkStore
-
+def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progress: Progress) -> None:
     source = ChunkStore(old.path, None)
     wanted = {cid for entry in keep.values() for cid in entry["chunk_ids"]}
     chunks = [c for c in source.chunks() if c.id in wanted]

@@ -14,11 +14,11 @@ from functools import cached_property
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from assistant import snapshot
 from assistant.embeddings import Embedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
+from assistant.store import ChunkStore
 from assistant.types import Chunk, Hit
 
 
@@ -31,28 +31,26 @@ class LoadedIndex:
 
     def __init__(self, generation: Generation, embedder: Embedder):
         self.generation = generation
-        self._embedder = embedder
-        # The generation's plain-file snapshot when it has one: no chromadb import on the query path.
-        data = snapshot.read(generation.path) or snapshot.from_store(self.store, embedder.dimension)
-        self.chunks: list[Chunk] = data.chunks
+        self.store = ChunkStore(generation.path, embedder)
+        self.chunks: list[Chunk] = self.store.chunks()
         self.position = {c.id: i for i, c in enumerate(self.chunks)}
-        self.vectors = data.vectors
+        vectors = self.store.vectors([c.id for c in self.chunks])
+        dim = embedder.dimension
+        self.vectors = (
+            np.stack([vectors[c.id] for c in self.chunks]) if self.chunks else np.zeros((0, dim), np.float32)
+        )
         # chunk position -> document number, for the document-level evidence in fusion
         _, self.doc_of = np.unique([f"{c.corpus_dir}::{c.source}" for c in self.chunks], return_inverse=True)
-        rows = data.sentences
+        rows = [r for r in self.store.sentence_rows() if r.chunk_id in self.position]
         self.sentences: list[str] = [r.text for r in rows]
         self.sentence_owner = np.array([self.position[r.chunk_id] for r in rows], dtype=np.int64)
         self.sentences_of: list[list[int]] = [[] for _ in self.chunks]
         for i, owner in enumerate(self.sentence_owner):
             self.sentences_of[owner].append(i)
-        self.sentence_vectors = data.sentence_vectors
-
-    @cached_property
-    def store(self):
-        """The generation's Chroma store (assistant.store.ChunkStore), opened on first use only."""
-        from assistant.store import ChunkStore
-
-        return ChunkStore(self.generation.path, self._embedder)
+        svectors = self.store.vectors([r.id for r in rows], sentences=True)
+        self.sentence_vectors = (
+            np.stack([svectors[r.id] for r in rows]) if rows else np.zeros((0, dim), np.float32)
+        )
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> LoadedIndex:
@@ -113,10 +111,9 @@ class Retriever:
 
         rankings: list[list[int]] = []
         if mode in ("dense", "hybrid"):
-            # The exact top n of the cosines computed above: what Chroma's HNSW index returns at this scale
-            # (tests/assistant/test_retrieval.py checks that they agree), without opening Chroma.
             t = time.perf_counter()
-            rankings.append(top_n(dense_sims, n))
+            found = self.index.store.query(qvec, n)
+            rankings.append([self.index.position[i] for i, _ in found if i in self.index.position])
             timings["dense"] = (time.perf_counter() - t) * 1000
         lexical_all = np.zeros(len(self.index.chunks), dtype=np.float32)
         lexical_scores: dict[int, float] = {}
@@ -188,17 +185,6 @@ class Retriever:
         for hit, score in zip(hits, scores, strict=True):
             hit.score = float(score)
         return sorted(hits, key=lambda h: -h.score)
-
-
-def top_n(scores: np.ndarray, n: int) -> list[int]:
-    """Positions of the n highest scores, best first (ties in position order)."""
-    if n <= 0 or not len(scores):
-        return []
-    if n < len(scores):
-        candidates = np.argpartition(-scores, n - 1)[:n]
-    else:
-        candidates = np.arange(len(scores))
-    return [int(i) for i in candidates[np.lexsort((candidates, -scores[candidates]))]]
 
 
 def _document_evidence(scores: np.ndarray, doc_of: np.ndarray) -> np.ndarray:

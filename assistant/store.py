@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from assistant.embeddings import Embedder
 from assistant.text import split_sentences
-from assistant.types import Chunk, SentenceRow
+from assistant.types import Chunk
 
 COLLECTION = "samverkan"
 SENTENCES = "samverkan_sentences"  # one vector per sentence of each chunk (multi-vector retrieval)
@@ -123,6 +124,14 @@ class ChunkStore:
             query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, include=["distances"]
         )
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    id: str
+    chunk_id: str
+    position: int
+    text: str
 
 
 def sentence_rows_for(chunks: list[Chunk]) -> list[SentenceRow]:

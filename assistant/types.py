@@ -53,16 +53,6 @@ class Chunk:
         return f"{head}\n{self.text}" if head else self.text
 
 
-@dataclass(frozen=True)
-class SentenceRow:
-    """One sentence of a chunk, stored with its own vector (multi-vector retrieval)."""
-
-    id: str
-    chunk_id: str
-    position: int
-    text: str
-
-
 @dataclass
 class Hit:
     """A retrieved chunk with its fused score and the per-retriever evidence behind it."""
