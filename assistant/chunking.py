@@ -15,7 +15,7 @@ from assistant.loaders import LoadError
 from assistant.text import split_sentences
 from assistant.types import Block, Chunk, SourceDocument
 
-# Bump when the output of this module (or the stored sentence vectors) changes: the index is then rebuilt.
+# Bump when the output of this module changes: the index is then rebuilt.
 CHUNKER_VERSION = "6"  # 6: heading-like lines are sentence units of their own
 
 

@@ -221,6 +221,10 @@ def serve(host, port, corpus_dirs, index_dir) -> None:
         if assistant.needs_index():
             raise
         click.echo(f"Indexet kunde inte uppdateras ({exc.message}); det befintliga indexet används.", err=True)
+    # the relevance model is merged and exported to ONNX once (a few minutes on the first run): do it now,
+    # not in the first visitor's request
+    click.echo("Laddar relevansmodellen …", err=True)
+    _ = assistant.relevance
     from ui.app import launch
 
     click.echo(f"Chatten körs på http://{settings.host}:{settings.port}", err=True)

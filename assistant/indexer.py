@@ -32,11 +32,11 @@ from assistant import loaders
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import Embedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore, sentence_rows_for
+from assistant.store import ChunkStore
 from assistant.types import Chunk, IndexReport, SkippedFile
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: chunks only (no per-sentence vectors: the relevance model reads the sentences)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -182,8 +182,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             raise IndexBuildError("Inget dokument kunde indexeras; det befintliga indexet (om något) används.")
 
         vectors = _embed(embedder, [c.embedding_text() for c in new_chunks], "bäddar in", progress)
-        sentences = sentence_rows_for(new_chunks)
-        sentence_vectors = _embed(embedder, [r.text for r in sentences], "bäddar in meningar", progress)
         gen_path = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
         try:
             store = ChunkStore(gen_path, embedder)
@@ -191,7 +189,6 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
                 _copy_kept(old, keep, store, progress)
             if new_chunks:
                 store.add(new_chunks, vectors)
-                store.add_sentences(sentences, sentence_vectors)
             manifest = {"config": config, "files": all_files, "created": time.time(),
                         "chunks": store.count()}
             (gen_path / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -224,10 +221,6 @@ def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progre
     vectors = source.vectors([c.id for c in chunks])
     if chunks:
         store.add(chunks, np.stack([vectors[c.id] for c in chunks]))
-    rows = [r for r in source.sentence_rows() if r.chunk_id in wanted]
-    if rows:
-        svectors = source.vectors([r.id for r in rows], sentences=True)
-        store.add_sentences(rows, np.stack([svectors[r.id] for r in rows]))
     progress("kopierar", len(chunks), len(chunks))
 
 

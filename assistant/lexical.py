@@ -10,9 +10,7 @@ decompounder is on PyPI; BM25 and stemming come from maintained libraries.
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from functools import lru_cache
 
 import bm25s
@@ -117,7 +115,6 @@ class LexicalIndex:
         self.bm25 = bm25s.BM25(k1=1.2, b=0.75)
         corpus = [self.tokens(t) for t in texts]
         self.bm25.index([c or ["∅"] for c in corpus], show_progress=False)
-        self.df = Counter(t for tokens in corpus for t in set(tokens))
 
     def tokens(self, text: str, translate: bool = False) -> list[str]:
         out: list[str] = []
@@ -137,17 +134,6 @@ class LexicalIndex:
         if not tokens or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
-
-    def novelty(self, query: str) -> float:
-        """IDF-weighted share of the question's terms that occur nowhere in the index (0..1).
-
-        Near 1 means the question is about something the documents never mention."""
-        tokens = set(self.tokens(query, translate=True))
-        if not tokens or not self.size:
-            return 0.0
-        weights = {t: math.log((self.size + 1) / (self.df.get(t, 0) + 0.5)) for t in tokens}
-        total = sum(weights.values())
-        return sum(w for t, w in weights.items() if t not in self.df) / total if total > 0 else 0.0
 
     def search(self, query: str, n: int) -> list[tuple[int, float]]:
         return top_positive(self.scores(query), n)

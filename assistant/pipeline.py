@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from assistant import answer as extractive
+from assistant import policy
 from assistant.embeddings import Embedder, load_embedder
 from assistant.indexer import Progress, build_index, current_generation, current_name
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
-from assistant.text import looks_english, words
+from assistant.text import words
 from assistant.types import Answer, Hit, IndexReport
+
+log = logging.getLogger(__name__)
 
 # Follow-ups that lean on the conversation ("och om det är en ideell förening?").
 _ELLIPTIC_START = re.compile(
@@ -53,6 +56,7 @@ class Assistant:
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()
         self._documents: tuple[str, dict[str, dict]] | None = None
+        self._relevance: policy.SentenceScorer | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -105,12 +109,41 @@ class Assistant:
             cached = self._documents = (name, generation.files if generation else {})
         return cached[1]
 
+    # --- the relevance model --------------------------------------------------------------------
+
+    @property
+    def relevance(self) -> policy.SentenceScorer:
+        """The learned Swedish relevance model (assistant.crossencoder), loaded on first use."""
+        if self._relevance is None:
+            with self._lock:
+                if self._relevance is None:
+                    from assistant.relevance import load_relevance_model
+
+                    self._relevance = load_relevance_model(self.settings)
+        return self._relevance
+
+    def _judge(self, query: str, hits: list[Hit],
+               timings: dict[str, float]) -> tuple[list[Hit], list[policy.Candidate]]:
+        """The model reads the candidate sentences of the top passages; the passages are reordered by it."""
+        t = time.perf_counter()
+        candidates = policy.candidates(hits)
+        if candidates:
+            for c, p in zip(candidates, self.relevance.score(query, candidates), strict=True):
+                c.score = float(p)
+        timings["relevance"] = (time.perf_counter() - t) * 1000
+        return policy.rerank(hits, candidates), candidates
+
+    # --- serving -------------------------------------------------------------------------------
+
     def search(self, question: str, k: int | None = None, history: Sequence[str] = (),
                mode: str | None = None) -> tuple[list[Hit], dict[str, float]]:
         t = time.perf_counter()
-        result = self.retriever.search(retrieval_query(question, history), k=k, mode=mode)
+        k = k or self.settings.top_k
+        query = retrieval_query(question, history)
+        result = self.retriever.search(query, k=max(k, policy.PASSAGES), mode=mode)
+        hits, _ = self._judge(query, result.hits, result.timings_ms)
         result.timings_ms["total"] = (time.perf_counter() - t) * 1000
-        return result.hits, result.timings_ms
+        return hits[:k], result.timings_ms
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         t0 = time.perf_counter()
@@ -120,19 +153,22 @@ class Assistant:
             return self.too_long(question)
         history = [h[:limit] for h in history]  # earlier questions were held to the same limit
         query = retrieval_query(question, history)
-        # One retriever for the whole question: sentence rows and hits must come from the same index
-        # generation even if a re-index switches generations meanwhile (and CURRENT is read once).
-        retriever = self.retriever
-        result = retriever.search(query, k=self.settings.top_k)
+        if not question:
+            return self._refuse(question, [], "extractive")
+        # One retriever for the whole question: all hits come from the same index generation even if a
+        # re-index switches generations meanwhile (and CURRENT is read once).
+        result = self.retriever.search(query, k=max(self.settings.top_k, policy.PASSAGES))
         timings = dict(result.timings_ms)
+        hits, candidates = self._judge(query, result.hits, timings)
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
-        hits = result.hits
         t1 = time.perf_counter()
-        answer = self._answer(question, query, list(history), hits, result.sentence_sims, retriever.index)
+        decision = policy.decide(hits, candidates, question)
+        answer = self._answer(question, list(history), decision)
         timings["answer"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = timings
         answer.retrieval_query = query
+        answer.confidence = decision.best
         return answer
 
     def too_long(self, question: str) -> Answer:
@@ -141,55 +177,41 @@ class Assistant:
                   "Korta ner den till det du vill veta och fråga igen.")
         return Answer(question, reason, True, [], "extractive", reason=reason)
 
-    def is_relevant(self, query: str, hits: list[Hit], index: LoadedIndex) -> bool:
-        """The calibrated refusal rule (see Settings.min_relevance and max_novelty)."""
-        if not hits:
-            return False
-        if looks_english(query):
-            # Across languages cosines run lower and Swedish word statistics say nothing.
-            return (hits[0].dense or 0.0) >= self.settings.min_relevance_crosslingual
-        if (hits[0].dense or 0.0) < self.settings.min_relevance:
-            return False
-        return index.lexical.novelty(query) <= self.settings.max_novelty
-
-    def _refuse(self, question: str, hits: list[Hit], mode: str, reason: str = "") -> Answer:
+    def _refuse(self, question: str, hits: list[Hit], mode: str, reason: str = "", notice: str = "") -> Answer:
         nearest = hits[:3]
         return Answer(question, extractive.refusal_text(nearest, reason), True, [], mode, nearest=nearest,
-                      reason=reason)
+                      reason=reason, notice=notice)
 
-    def _answer(self, question: str, query: str, history: list[str], hits: list[Hit], sentence_sims,
-                index: LoadedIndex) -> Answer:
-        if not question or not self.is_relevant(query, hits, index):
-            return self._refuse(question, hits, "extractive")
+    def _answer(self, question: str, history: list[str], decision: policy.Decision) -> Answer:
+        """The policy's decision as an answer: quoted sentences, or an LLM's wording of the passages."""
+        hits = decision.hits
+        if not decision.answer:
+            return self._refuse(question, hits, "extractive", decision.reason)
+        notice = ""
         if self.settings.llm_provider:
             from assistant import llm
 
             try:
-                text = llm.generate(self.settings, question, hits, history)
-                shown, citations, refused = llm.ground(text, hits)
+                text = llm.generate(self.settings, question, hits[: self.settings.top_k], history)
+                shown, citations, refused = llm.ground(text, hits[: self.settings.top_k])
                 if refused:
                     return self._refuse(question, hits, "llm")
                 if citations:
-                    return Answer(question, shown, False, citations, "llm", nearest=[])
-            except llm.LLMError:
-                pass  # fall through to the extractive answer: a broken LLM must not break answers
-        n, vectors = self.settings.answer_sentences, index.sentence_vectors
-        kind = extractive.asked_number(question)
-        # A number question may borrow a sentence from any retrieved passage (with_asked_number): score
-        # them all once; the answer itself is chosen from the top passages' share.
-        weights = extractive.SentenceWeights()
-        passages = len(hits) if kind else weights.max_passages
-        wider = extractive.score_sentences(query, hits, index, sentence_sims, replace(weights, max_passages=passages))
-        top = {h.chunk.id for h in hits[: weights.max_passages]}
-        chosen = extractive.select([s for s in wider if s.hit.chunk.id in top], n, vectors)
-        if chosen and kind:
-            chosen = extractive.with_asked_number(kind, chosen, wider, n, vectors)
-            if not chosen:
-                return self._refuse(question, hits, "extractive", extractive.MISSING_NUMBER[kind])
-        if not chosen:
-            return self._refuse(question, hits, "extractive")
-        text, citations = extractive.compose(chosen)
-        return Answer(question, text, False, citations, "extractive")
+                    return Answer(question, shown, False, citations, "llm")
+                notice = LLM_UNCITED
+                log.warning("the LLM answer cited no passage; the quoted sentences are shown instead")
+            except llm.LLMError as exc:
+                # a broken LLM must not break answers, but nobody should think it is working
+                notice = LLM_FAILED
+                log.warning("LLM failed, the quoted sentences are shown instead: %s", exc)
+        text, citations = extractive.compose(decision.sentences)
+        return Answer(question, text, False, citations, "extractive", notice=notice)
+
+
+LLM_FAILED = ("Språkmodellen kunde inte nås, så svaret består av citerade meningar ur underlaget. "
+              "(The language model failed; showing quoted sentences.)")
+LLM_UNCITED = ("Språkmodellens svar hänvisade inte till underlaget och visas därför inte; här är de citerade "
+               "meningarna i stället.")
 
 
 __all__ = ["Assistant", "IndexMismatchError", "retrieval_query"]

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from assistant.answer import display_sentence
 from assistant.text import is_heading_like, split_sentences, words
 from assistant.types import Hit
 
@@ -39,6 +40,7 @@ MAX_SENTENCES = 3
 MAX_WORDS = 70  # stop adding sentences once the answer is this long (the best sentence always stays)
 RERANK_WEIGHT = 0.5  # weight of the best sentence's log-odds beside the fused passage score
 MIN_WORDS = 4  # a shorter "sentence" is a stub, never an answer
+NUMBER_RULE = True  # a question asking for an amount, a duration or a count needs a sentence stating one
 
 
 @dataclass
@@ -91,16 +93,55 @@ def can_answer(sentence: str) -> bool:
     )
 
 
-def candidates(hits: Sequence[Hit], passages: int = PASSAGES, max_pairs: int = MAX_PAIRS) -> list[Candidate]:
-    """The answer-capable sentences of the top passages, best passage first, at most ``max_pairs``."""
+def candidates(hits: Sequence[Hit], passages: int | None = None, max_pairs: int | None = None) -> list[Candidate]:
+    """The answer-capable sentences of the top passages, best passage first, at most ``max_pairs``.
+
+    A list whose items are too short to answer alone ("- Helsingborg") answers as a whole: its lead-in
+    line and items become one candidate, a verbatim span of the passage (see ``_list_blocks``)."""
+    passages = PASSAGES if passages is None else passages
+    max_pairs = MAX_PAIRS if max_pairs is None else max_pairs
     out: list[Candidate] = []
     for hit in hits[:passages]:
-        for i, sentence in enumerate(split_sentences(hit.chunk.text)):
-            if can_answer(sentence):
-                out.append(Candidate(hit, i, sentence))
-                if len(out) >= max_pairs:
-                    return out
+        units = split_sentences(hit.chunk.text)
+        found = [Candidate(hit, i, u) for i, u in enumerate(units) if can_answer(u)]
+        found += _list_blocks(hit, units)
+        for c in sorted(found, key=lambda c: c.index):
+            out.append(c)
+            if len(out) >= max_pairs:
+                return out
     return out
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+
+
+def _list_blocks(hit: Hit, units: list[str]) -> list[Candidate]:
+    """Runs of two or more list items, some too short to answer alone, as one candidate each: from the
+    lead-in line ("De tolv kommunerna var:") through the last item that fits in MAX_WORDS."""
+    text = hit.chunk.text
+    spans, pos = [], 0
+    for u in units:
+        start = text.find(u, pos)
+        spans.append((start, start + len(u)))
+        pos = start + len(u)
+    blocks, i = [], 0
+    while i < len(units):
+        if not _LIST_ITEM.match(units[i]):
+            i += 1
+            continue
+        j = i
+        while j < len(units) and _LIST_ITEM.match(units[j]):
+            j += 1
+        if j - i >= 2 and not all(can_answer(u) for u in units[i:j]):
+            first = i - 1 if i > 0 and units[i - 1].rstrip().endswith(":") else i
+            last, size = first, 0
+            while last < j and size + len(words(units[last])) <= MAX_WORDS:
+                size += len(words(units[last]))
+                last += 1
+            if last - i >= 2:
+                blocks.append(Candidate(hit, first, text[spans[first][0]:spans[last - 1][1]]))
+        i = j
+    return blocks
 
 
 # --- passages ------------------------------------------------------------------------------------------
@@ -111,10 +152,11 @@ def log_odds(p: float, eps: float = 1e-4) -> float:
     return math.log(p / (1 - p))
 
 
-def rerank(hits: Sequence[Hit], scored: Sequence[Candidate], weight: float = RERANK_WEIGHT) -> list[Hit]:
+def rerank(hits: Sequence[Hit], scored: Sequence[Candidate], weight: float | None = None) -> list[Hit]:
     """Passages whose sentences were read, by fused score + weight · log-odds of their best sentence;
     the rest keep their fused order behind them (a passage with no answer-capable sentence counts as its
     fused score plus the log-odds of the lowest probability, so it sinks but is not lost)."""
+    weight = RERANK_WEIGHT if weight is None else weight
     best: dict[str, float] = {}
     for c in scored:
         key = c.hit.chunk.id
@@ -134,13 +176,20 @@ def rerank(hits: Sequence[Hit], scored: Sequence[Candidate], weight: float = RER
 # --- the decision ----------------------------------------------------------------------------------------
 
 
-def decide(hits: list[Hit], scored: list[Candidate]) -> Decision:
+def decide(hits: list[Hit], scored: list[Candidate], question: str = "") -> Decision:
     """Answer with the best sentence (and what belongs with it), or refuse."""
     if not scored:
         return Decision(False, [], hits)
-    best = max(scored, key=lambda c: c.score)
+    ranked = sorted(scored, key=lambda c: -c.score)
+    best = ranked[0]
     if best.score < ANSWER_THRESHOLD:
         return Decision(False, [], hits, best=best.score, candidates=scored)
+    kind = asked_number(question) if NUMBER_RULE else None
+    if kind and not states_number(kind, best.text):
+        # "Vad kostar …?" answered by a sentence without an amount is a wrong answer in disguise
+        best = next((c for c in ranked if c.score >= ANSWER_THRESHOLD and states_number(kind, c.text)), None)
+        if best is None:
+            return Decision(False, [], hits, MISSING_NUMBER[kind], best=ranked[0].score, candidates=scored)
     chosen = [best]
     budget = len(words(best.text))
 
@@ -153,7 +202,7 @@ def decide(hits: list[Hit], scored: list[Candidate]) -> Decision:
         chosen.append(follower)
         budget += len(words(follower.text))
     floor = max(SUPPORT_THRESHOLD, best.score - SUPPORT_MARGIN)
-    for c in sorted(scored, key=lambda c: -c.score):
+    for c in ranked:
         if c in chosen or c.score < floor:
             continue
         if room(c):
@@ -161,6 +210,63 @@ def decide(hits: list[Hit], scored: list[Candidate]) -> Decision:
             budget += len(words(c.text))
     rest = sorted(chosen[1:], key=lambda c: (c.hit.rank, c.index))
     return Decision(True, [best, *rest], hits, best=best.score, candidates=scored)
+
+
+# --- questions that ask for a number ---------------------------------------------------------------------
+
+# A question that asks for a number - a cost, a duration, a count - is answered only by a sentence that
+# states that kind of number. A related sentence with some other figure ("lagen (2022:900) trädde i kraft
+# 2023-01-01" for "vad kostar registreringen?") reads like an answer while leaving the question open: a
+# wrong answer in disguise, so the assistant says the documents do not tell. Hand-written because the
+# answer types are few and this is where an extractive answer most easily misleads.
+_NUM_WORD = r"(två|tre|fyra|fem|sex|sju|åtta|nio|tio|elva|tolv|\w+(ton|tio)|\w*(hundra|tusen)\w*|two|three|\w+teen)"
+_ASKS = (  # (answer type, question pattern); the first match decides
+    ("since", re.compile(r"\b(hur länge (har|hade)|sedan när|how long ha(s|ve))\b", re.I)),  # "sedan 1990"
+    ("duration", re.compile(r"\b(hur länge|hur långa?|how long)\b", re.I)),
+    ("money", re.compile(
+        r"\b(vad kostar|kostar \w+ något|vilket belopp|hur stort belopp|hur mycket (pengar|kostar|stöd|bidrag)|"
+        r"hur hög\w* (avgift|sanktionsavgift|ersättning|pris)\w*|how much (money|aid|grant|does)|what does .+ cost)\b",
+        re.I)),
+    ("count", re.compile(r"\b(hur många|hur mycket|hur stor\w*|hur hög\w*|how many|how much)\b", re.I)),
+)
+_STATES = {
+    "since": re.compile(r"\b(19|20)\d{2}\b"),
+    "duration": re.compile(
+        rf"\b(\d+|en|ett|{_NUM_WORD})\s+(år|månad\w*|veck\w*|dag\w*|timm\w*|years?|months?|weeks?|days?)\b"
+        r"|\bhalvår\w*", re.I),
+    "money": re.compile(r"\d[\d\s,.]*\s*(kr\b|kronor|sek\b|euro|eur\b|prisbasbelopp|procent|%|"
+                        r"(miljon|miljard)\w* (kronor|euro))|\b(gratis|kostnadsfri\w*|avgiftsfri\w*|ingen avgift)\b",
+                        re.I),
+    "count": re.compile(rf"\d|\b({_NUM_WORD}|hälften|halva|dubbelt|tredjedel\w*|fjärdedel\w*|procent\w*)\b", re.I),
+}
+# Figures that are not quantities: dates, years, SFS numbers, chapters and sections of a law.
+_NOT_QUANTITY = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}\b|\b\d{4}:\d+\b|\b\d+\s*(kap\.|§)|§+\s*\d+|\b(19|20)\d{2}\b|\bartikel \d+", re.I
+)
+
+
+
+def asked_number(question: str) -> str | None:
+    """The kind of number the question asks for ("since", "duration", "money", "count"), or None."""
+    return next((kind for kind, pattern in _ASKS if pattern.search(question)), None)
+
+
+def states_number(kind: str, sentence: str) -> bool:
+    text = display_sentence(sentence)  # the display form has no "(källa: S54)" notes
+    if kind != "since":
+        text = _NOT_QUANTITY.sub(" ", text)
+    return bool(_STATES[kind].search(text))
+
+
+
+MISSING_NUMBER = {  # why a number question was refused, shown under REFUSAL
+    "money": "Frågan gäller ett belopp, men inget av de funna avsnitten anger något.",
+    "duration": "Frågan gäller en tidsrymd, men inget av de funna avsnitten anger någon.",
+    "since": "Frågan gäller sedan när, men inget av de funna avsnitten anger något årtal.",
+    "count": "Frågan gäller ett antal eller en storlek, men inget av de funna avsnitten anger någon siffra.",
+}
+
+
 
 
 def _same_content(a: str, b: str) -> bool:

@@ -1,8 +1,9 @@
 """Retrieval over one index generation: dense (Chroma), lexical (BM25) and their fusion.
 
-Hybrid is reciprocal rank fusion (Cormack et al., 2009): robust to the very different score scales of
-cosine similarity and BM25, and needs no training data. An optional cross-encoder reorders the fused
-candidates when one is configured.
+Hybrid is z-score fusion: each retriever's scores standardised over the whole index, weighted and summed,
+plus the evidence of the chunk's document (see ``Retriever._fuse``); reciprocal rank fusion (Cormack et
+al., 2009) is the alternative. The learned relevance model then reorders the best fused passages
+(assistant.policy.rerank, called by the pipeline).
 """
 
 from __future__ import annotations
@@ -41,16 +42,6 @@ class LoadedIndex:
         )
         # chunk position -> document number, for the document-level evidence in fusion
         _, self.doc_of = np.unique([f"{c.corpus_dir}::{c.source}" for c in self.chunks], return_inverse=True)
-        rows = [r for r in self.store.sentence_rows() if r.chunk_id in self.position]
-        self.sentences: list[str] = [r.text for r in rows]
-        self.sentence_owner = np.array([self.position[r.chunk_id] for r in rows], dtype=np.int64)
-        self.sentences_of: list[list[int]] = [[] for _ in self.chunks]
-        for i, owner in enumerate(self.sentence_owner):
-            self.sentences_of[owner].append(i)
-        svectors = self.store.vectors([r.id for r in rows], sentences=True)
-        self.sentence_vectors = (
-            np.stack([svectors[r.id] for r in rows]) if rows else np.zeros((0, dim), np.float32)
-        )
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> LoadedIndex:
@@ -80,7 +71,6 @@ class LoadedIndex:
 class RetrievalResult:
     hits: list[Hit]
     query_vector: np.ndarray
-    sentence_sims: np.ndarray  # cosine of the query to every sentence of the index
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,7 +83,6 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.settings = settings
-        self._reranker = None
 
     def search(self, query: str, k: int | None = None, mode: str | None = None) -> RetrievalResult:
         k = k or self.settings.top_k
@@ -107,7 +96,6 @@ class Retriever:
         # They give each hit its true similarity (the refusal rule uses it) and fusion full score
         # distributions; Chroma's HNSW index proposes the dense candidates.
         dense_sims = self.index.vectors @ qvec if len(self.index.chunks) else np.zeros(0)
-        sentence_sims = self.index.sentence_vectors @ qvec
 
         rankings: list[list[int]] = []
         if mode in ("dense", "hybrid"):
@@ -128,7 +116,7 @@ class Retriever:
             raise ValueError(f"unknown retrieval mode {mode!r}")
 
         if mode == "hybrid":
-            fused = self._fuse(rankings, dense_sims, sentence_sims, lexical_all)
+            fused = self._fuse(rankings, dense_sims, lexical_all)
         else:
             fused = {pos: 1.0 / (rank + 1) for rank, pos in enumerate(rankings[0])}
         order = sorted(fused, key=lambda p: -fused[p])
@@ -141,50 +129,26 @@ class Retriever:
             )
             for p in order
         ]
-        if self.settings.reranker:
-            t = time.perf_counter()
-            hits = self._rerank(query, hits[: max(k * 4, 20)])
-            timings["rerank"] = (time.perf_counter() - t) * 1000
         hits = hits[:k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
-        return RetrievalResult(hits, qvec, sentence_sims, timings)
+        return RetrievalResult(hits, qvec, timings)
 
-    def _fuse(self, rankings: list[list[int]], dense_sims: np.ndarray, sentence_sims: np.ndarray,
-              lexical: np.ndarray) -> dict[int, float]:
+    def _fuse(self, rankings: list[list[int]], dense_sims: np.ndarray, lexical: np.ndarray) -> dict[int, float]:
         """Fuse the candidates of both retrievers.
 
-        "zscore" (default): (1 - w) * dense + w * z(bm25), where dense = (z(chunk cosine) + s * z(best
-        sentence cosine)) / (1 + s), each standardised over the whole index. On SweFAQ, SweQUAD-MC dev
-        and the eval set it beat reciprocal rank fusion on all three (mean nDCG@10 0.828 vs 0.801 at
-        w = 0.25, s = 0): RRF throws away how far ahead the stronger retriever's first hit is. The
-        best-sentence term (s > 0) helps long passages (SweQUAD) but not on average, so it is off by
-        default. "rrf" stays available as the textbook alternative."""
+        "zscore" (default): (1 - w) * z(chunk cosine) + w * z(bm25), each standardised over the whole
+        index. On SweFAQ, SweQUAD-MC dev and the eval set it beat reciprocal rank fusion on all three
+        (mean nDCG@10 0.828 vs 0.801 at w = 0.25): RRF throws away how far ahead the stronger retriever's
+        first hit is. "rrf" stays available as the textbook alternative."""
         candidates = {p for ranking in rankings for p in ranking}
         if self.settings.fusion == "rrf":
             return rrf(rankings, self.settings.rrf_k)
-        w, s = self.settings.lexical_weight, self.settings.sentence_weight
-        dense = _standardise(dense_sims)
-        if s > 0 and sentence_sims.size:
-            best = np.full(len(dense_sims), -1.0, dtype=np.float32)
-            np.maximum.at(best, self.index.sentence_owner, sentence_sims)
-            dense = (dense + s * _standardise(best)) / (1 + s)
-        fused = (1 - w) * dense + w * _standardise(lexical)
+        w = self.settings.lexical_weight
+        fused = (1 - w) * _standardise(dense_sims) + w * _standardise(lexical)
         if self.settings.document_weight > 0 and len(fused):
             fused = fused + self.settings.document_weight * _document_evidence(fused, self.index.doc_of)
         return {p: float(fused[p]) for p in candidates}
-
-    def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        if self._reranker is None:
-            from sentence_transformers import CrossEncoder
-
-            self._reranker = CrossEncoder(self.settings.reranker, device="cpu")
-        if not hits:
-            return hits
-        scores = self._reranker.predict([(query, h.chunk.embedding_text()) for h in hits])
-        for hit, score in zip(hits, scores, strict=True):
-            hit.score = float(score)
-        return sorted(hits, key=lambda h: -h.score)
 
 
 def _document_evidence(scores: np.ndarray, doc_of: np.ndarray) -> np.ndarray:

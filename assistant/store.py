@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,9 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
 
 from assistant.embeddings import Embedder
-from assistant.text import split_sentences
 from assistant.types import Chunk
 
 COLLECTION = "samverkan"
-SENTENCES = "samverkan_sentences"  # one vector per sentence of each chunk (multi-vector retrieval)
 _MAX_BATCH = 5000  # Chroma refuses more than 5,461 items per add
 
 
@@ -77,11 +74,6 @@ class ChunkStore:
             embedding_function=ProjectEmbeddingFunction(embedder),
             configuration={"hnsw": {"space": "cosine"}},
         )
-        self.sentences = self.client.get_or_create_collection(
-            SENTENCES,
-            embedding_function=ProjectEmbeddingFunction(embedder),
-            configuration={"hnsw": {"space": "cosine"}},
-        )
 
     def count(self) -> int:
         return self.collection.count()
@@ -90,24 +82,14 @@ class ChunkStore:
         _add(self.collection, [c.id for c in chunks], vectors, [c.text for c in chunks],
              [_to_meta(c) for c in chunks])
 
-    def add_sentences(self, rows: list[SentenceRow], vectors: np.ndarray) -> None:
-        _add(self.sentences, [r.id for r in rows], vectors, [r.text for r in rows],
-             [{"chunk_id": r.chunk_id, "position": r.position} for r in rows])
-
-    def vectors(self, ids: list[str], sentences: bool = False) -> dict[str, np.ndarray]:
-        collection = self.sentences if sentences else self.collection
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        collection = self.collection
         out: dict[str, np.ndarray] = {}
         for start in range(0, len(ids), _MAX_BATCH):
             got = collection.get(ids=ids[start : start + _MAX_BATCH], include=["embeddings"])
             for id_, vec in zip(got["ids"], got["embeddings"], strict=True):
                 out[id_] = np.asarray(vec, dtype=np.float32)
         return out
-
-    def sentence_rows(self) -> list[SentenceRow]:
-        got = self.sentences.get(include=["documents", "metadatas"])
-        rows = [SentenceRow(i, str(m["chunk_id"]), int(m["position"]), d)
-                for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
-        return sorted(rows, key=lambda r: (r.chunk_id, r.position))
 
     def chunks(self) -> list[Chunk]:
         got = self.collection.get(include=["documents", "metadatas"])
@@ -124,22 +106,6 @@ class ChunkStore:
             query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, include=["distances"]
         )
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
-
-
-@dataclass(frozen=True)
-class SentenceRow:
-    id: str
-    chunk_id: str
-    position: int
-    text: str
-
-
-def sentence_rows_for(chunks: list[Chunk]) -> list[SentenceRow]:
-    return [
-        SentenceRow(f"{c.id}:{j}", c.id, j, sentence)
-        for c in chunks
-        for j, sentence in enumerate(split_sentences(c.text))
-    ]
 
 
 def _add(collection, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:

@@ -132,16 +132,3 @@ _WORD = re.compile(r"[0-9A-Za-zÅÄÖåäöÉéÜü§]+")
 
 def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
-
-
-_ENGLISH_FUNCTION_WORDS = {
-    "the", "what", "is", "are", "a", "an", "of", "for", "how", "who", "which", "does", "do", "can", "did",
-    "may", "when", "where", "why", "to", "in", "on", "with", "and", "or", "from", "much", "many", "it",
-}
-
-
-def looks_english(text: str) -> bool:
-    """Cheap language guess for routing: English questions get cross-lingual treatment."""
-    tokens = words(text)
-    hits = sum(t in _ENGLISH_FUNCTION_WORDS for t in tokens)
-    return hits >= 2 and hits >= 0.25 * len(tokens)

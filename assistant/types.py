@@ -119,6 +119,8 @@ class Answer:
     mode: str  # "extractive" or "llm"
     nearest: list[Hit] = field(default_factory=list)  # offered instead when abstaining
     reason: str = ""  # why it abstained, when more specific than "the documents do not say"
+    notice: str = ""  # something the reader should know about how the answer was made (an LLM fell back)
+    confidence: float = 0.0  # the relevance model's P(the best sentence answers); 0 without one
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_query: str = ""
 
@@ -132,6 +134,8 @@ class Answer:
             "mode": self.mode,
             "nearest": [h.to_json() for h in self.nearest],
             "reason": self.reason,
+            "notice": self.notice,
+            "confidence": round(self.confidence, 4),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 

@@ -157,6 +157,14 @@ class AskResponse(BaseModel):
                                                      "Nearest passages when refusing."))
     reason: str = Field(description=_sv_en("Varför ett avböjande är mer specifikt, annars \"\".",
                                            "Why a refusal is more specific, else \"\"."))
+    notice: str = Field(description=_sv_en("Något läsaren bör veta om hur svaret togs fram (t.ex. att "
+                                           "språkmodellen inte kunde nås), annars \"\".",
+                                           "Something the reader should know about how the answer was made "
+                                           "(e.g. the LLM failed), else \"\"."))
+    confidence: float = Field(description=_sv_en("Relevansmodellens sannolikhet att den bästa meningen "
+                                                  "besvarar frågan (0–1).",
+                                                  "The relevance model's probability that the best sentence "
+                                                  "answers the question (0–1)."))
     timings_ms: dict[str, float] = Field(description=_sv_en("Tidsåtgång per steg (ms).", "Time per stage (ms)."))
 
 

@@ -87,7 +87,7 @@ def turn_from_answer(number: int, answer: Answer, settings: Settings, documents:
     return {
         "number": number, "question": answer.question, "answer": answer.answer, "abstained": answer.abstained,
         "mode": answer.mode, "citations": citations, "nearest": nearest, "feedback_id": None,
-        "reason": answer.reason,
+        "reason": answer.reason, "notice": answer.notice,
     }
 
 
@@ -125,6 +125,8 @@ def message_words(turn: dict[str, Any]) -> list[str]:
 def message_footer(turn: dict[str, Any]) -> str:
     """Below the answer: short source list (to reach them on a narrow screen) and any outdated-source note."""
     parts = []
+    if turn.get("notice"):  # e.g. the LLM failed and quoted sentences are shown instead
+        parts.append(f'<div class="stale-note" role="note">ℹ {html.escape(turn["notice"])}</div>')
     if any(c["notices"] for c in turn["citations"]):
         parts.append('<div class="stale-note" role="note">⚠ Minst en av källorna kan vara inaktuell – '
                      "se notisen under Källor.</div>")

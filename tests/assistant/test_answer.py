@@ -1,29 +1,16 @@
-"""Extractive answers through Assistant.ask on a real index: cited, verbatim quotes; refusal with nearest
-passages when the corpus does not answer (default relevance threshold)."""
+"""Extractive answers through Assistant.ask on a real index and the shipped relevance model: cited,
+verbatim quotes; refusal with nearest passages when the corpus does not answer."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from assistant.answer import (
-    MISSING_NUMBER,
-    REFUSAL,
-    RESCUE_MARGIN,
-    ScoredSentence,
-    asked_number,
-    display_sentence,
-    refusal_text,
-    states_number,
-    with_asked_number,
-)
+from assistant.answer import REFUSAL, display_sentence, refusal_text
 from assistant.cite import verify
-from assistant.settings import Settings
 from assistant.text import normalize_ws, split_sentences
-from assistant.types import Chunk, Hit
 
 ANSWERABLE = [
     ("Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?", "handbok.pdf"),
@@ -94,7 +81,6 @@ def test_answer_from_pdf_page_two_cites_page_two(served):
     c = answer.citations[0]
     assert (c.source, c.page) == ("handbok.pdf", 2)
     assert c.section == " > ".join(served.corpus.pdf_pages[1][0])
-    # sentences of one passage keep their document order, so the figure may come second
     assert any("30 procent" in x.quote and x.page == 2 for x in answer.citations)
 
 
@@ -115,7 +101,6 @@ def test_citation_carries_document_dates_from_front_matter(served):
 
 @pytest.mark.parametrize("question", UNRELATED)
 def test_unrelated_question_is_refused_with_nearest_passages(served, question):
-    assert served.settings.min_relevance == Settings().min_relevance
     answer = served.assistant.ask(question)
     assert answer.abstained
     assert answer.citations == []
@@ -123,16 +108,6 @@ def test_unrelated_question_is_refused_with_nearest_passages(served, question):
     assert 1 <= len(answer.nearest) <= 3
     for hit in answer.nearest:
         assert f"({hit.chunk.source})" in answer.answer
-
-
-def test_dense_threshold_separates_the_small_corpus_questions(served):
-    """The default min_relevance sits between the top passage's cosine for every answerable and every
-    unrelated question here (the refusal rule may add more checks; this one must hold on its own)."""
-    threshold = served.settings.min_relevance
-    answerable = [served.assistant.search(q)[0][0].dense for q, _ in ANSWERABLE]
-    swedish = [q for q in UNRELATED if not q.startswith("What")]  # English has its own, lower threshold
-    unrelated = [served.assistant.search(q)[0][0].dense for q in swedish]
-    assert min(answerable) >= threshold > max(unrelated)
 
 
 def test_empty_question_is_refused(served):
@@ -143,7 +118,8 @@ def test_empty_question_is_refused(served):
 def test_answer_json_contract(served):
     data = served.assistant.ask(ANSWERABLE[1][0]).to_json("q1")
     assert set(data) == {"id", "question", "answer", "abstained", "citations", "mode", "nearest", "timings_ms",
-                         "reason"}
+                         "reason", "notice", "confidence"}
+    assert 0.0 < data["confidence"] <= 1.0 and data["notice"] == ""
     assert data["id"] == "q1"
     for c in data["citations"]:
         assert set(c) == {"n", "source", "title", "section", "page", "quote"}
@@ -169,60 +145,17 @@ def test_answer_text_has_no_line_breaks_inside_sentences(served):
     assert "\n" not in answer.answer
 
 
-# --- questions that ask for a number ---------------------------------------------------------------
-
-def test_asked_number_kinds():
-    assert asked_number("Vad kostar det att registrera sig?") == "money"
-    assert asked_number("Upp till vilket belopp får kommunen köpa direkt?") == "money"
-    assert asked_number("Hur lång uppsägningstid har ett IOP?") == "duration"
-    assert asked_number("Hur länge har LVU funnits?") == "since"
-    assert asked_number("Hur många anställda har företaget?") == "count"
-    assert asked_number("How many municipalities took part?") == "count"
-    assert asked_number("Får kommunen reservera en upphandling?") is None
-    assert asked_number("Hur långt borta är avvecklingen?") is None  # distance, not a duration
-
-
-def test_dates_laws_and_source_notes_are_not_the_number_asked_for():
-    assert not states_number("count", "Lagen (2022:900) trädde i kraft 2023-01-01 (källa: S54).")
-    assert not states_number("count", "Det följer av 4 kap. 18 § LOU och artikel 20 i direktivet.")
-    assert not states_number("money", "Konferensen hade fler än 500 deltagare.")
-    assert not states_number("duration", "Enligt Forum fanns det omkring 60 IOP år 2018.")
-    assert states_number("money", "Gränsen är 700 000 kronor från och med 2022-02-01.")
-    assert states_number("money", "Registreringen är kostnadsfri.")
-    assert states_number("duration", "Avtalet löper i tre år.")
-    assert states_number("since", "Lagen kom år 1990.")
-    assert states_number("count", "Minst 30 procent av de anställda ska tillhöra målgruppen.")
-
-
-def _sentence(text: str, score: float, row: int) -> ScoredSentence:
-    chunk = Chunk(f"c{row}", text, "a.md", "/corpus", "A", "", None, 0)
-    return ScoredSentence(text, Hit(chunk, score, rank=1), score, 0, row)
-
-
-def test_a_sentence_with_the_asked_number_joins_the_answer_only_within_the_margin():
-    chosen = [_sentence("Direktupphandling är ett sätt att köpa utan annons.", 0.95, 0)]
-    figure = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN + 0.01, 1)
-    vectors = np.eye(4, dtype=np.float32)
-    kind = asked_number("Upp till vilket belopp får kommunen direktupphandla?")
-    assert [s.row for s in with_asked_number(kind, chosen, [figure], 4, vectors)] == [1, 0]
-    too_weak = _sentence("Gränsen är 700 000 kronor.", 0.95 - RESCUE_MARGIN - 0.01, 1)
-    assert with_asked_number(kind, chosen, [too_weak], 4, vectors) == []
-    # a question that asks for no number keeps its sentences as they are
-    assert with_asked_number(asked_number("Vad är direktupphandling?"), chosen, [], 4, vectors) is chosen
+# --- questions that ask for a number (the rule itself: test_policy.py) ------------------------------
 
 
 def test_number_question_answered_with_the_number(served):
     answer = served.assistant.ask("Upp till vilket belopp får en kommun direktupphandla?")
     assert not answer.abstained
-    assert "700 000 kronor" in answer.answer
+    assert answer.answer.startswith("Direktupphandlingsgränsen i LOU är 700 000 kronor")  # the answer leads
 
 
 def test_number_question_the_documents_do_not_answer_is_refused(served):
-    """Near the corpus' topics, so the relevance rule alone would answer; no passage states a cost."""
-    question = "Vad kostar det att delta i de regionala nätverken för sociala företag?"
-    hits, _ = served.assistant.search(question)
-    assert served.assistant.is_relevant(question, hits, served.assistant.loaded_index)
-    answer = served.assistant.ask(question)
+    """Near the corpus' topics (the regional networks are described), but no passage states a cost."""
+    answer = served.assistant.ask("Vad kostar det att delta i de regionala nätverken för sociala företag?")
     assert answer.abstained and answer.citations == []
-    assert answer.answer.splitlines()[:2] == [REFUSAL, MISSING_NUMBER["money"]]
-    assert answer.reason == MISSING_NUMBER["money"]
+    assert answer.answer.splitlines()[0] == REFUSAL

@@ -23,7 +23,7 @@ from assistant.types import Citation
 SEARCH_KEYS = {"id", "question", "hits", "timings_ms"}
 HIT_KEYS = {"rank", "score", "source", "title", "section", "page", "text"}
 ASK_KEYS = {"id", "question", "answer", "abstained", "citations", "mode", "timings_ms"}
-ASK_OPTIONAL = {"nearest", "reason"}
+ASK_OPTIONAL = {"nearest", "reason", "notice", "confidence"}
 CITATION_KEYS = {"n", "source", "title", "section", "page", "quote"}
 
 PAGE2_QUESTION = "Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?"

@@ -129,7 +129,7 @@ def test_eval_set_is_the_projects_question_file_over_the_products_corpus(tmp_pat
 
 def test_an_external_set_changes_only_the_corpus_and_index_folders(fake_bench, tmp_path):
     evalset = evalsets.prepare("swefaq-dev", tmp_path / "work")
-    settings = Settings(min_relevance=0.5, top_k=7)
+    settings = Settings(lexical_weight=0.5, top_k=7)
     own = evalset.settings_for(settings)
     assert own.corpus_dirs == (evalset.corpus_dir,) and own.index_dir == evalset.index_dir
     assert own.with_(corpus_dirs=settings.corpus_dirs, index_dir=settings.index_dir) == settings

@@ -52,7 +52,7 @@ def test_every_field_can_be_set_from_the_environment(tmp_path):
 def test_environment_values_are_parsed_to_their_types(tmp_path):
     settings = Settings.from_env({
         "ASSISTANT_TOP_K": "7",
-        "ASSISTANT_MIN_RELEVANCE": "0.5",
+        "ASSISTANT_LEXICAL_WEIGHT": "0.5",
         "ASSISTANT_LLM_TIMEOUT": "2",
         "ASSISTANT_CORPUS_DIRS": f"{tmp_path / 'a'}{os.pathsep}{os.pathsep}{tmp_path / 'b'}",
         "ASSISTANT_INDEX_DIR": str(tmp_path / "idx"),
@@ -60,7 +60,7 @@ def test_environment_values_are_parsed_to_their_types(tmp_path):
         "ASSISTANT_FEEDBACK_DB": str(tmp_path / "fb.sqlite3"),
     })
     assert settings.top_k == 7
-    assert settings.min_relevance == 0.5
+    assert settings.lexical_weight == 0.5
     assert settings.llm_timeout == 2.0 and isinstance(settings.llm_timeout, float)
     assert settings.corpus_dirs == (tmp_path / "a", tmp_path / "b")  # empty entries are skipped, like PATH
     assert settings.index_dir == tmp_path / "idx"

@@ -1,0 +1,84 @@
+"""The relevance model at run time: (question, sentence) → P(the sentence answers the question).
+
+The shipped adapter is merged into a plain encoder folder once (assistant.crossencoder), exported to ONNX
+by the project's lean engine (assistant.embeddings.onnx_engine) and run with ONNX Runtime; the small head
+(mean pooling → dense → tanh → one logit) is applied here in numpy. No torch on the query path. Pairs are
+encoded by ``crossencoder.encode_pairs``, the one definition training used too.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from assistant import crossencoder
+from assistant.settings import Settings
+
+BATCH_PAIRS = 32
+
+
+class RelevanceModel:
+    """Implements policy.SentenceScorer."""
+
+    def __init__(self, folder: Path, variant: str = "onnx", cache: Path | None = None):
+        import onnxruntime as ort
+        from safetensors.numpy import load_file
+
+        from assistant.embeddings import onnx_engine
+
+        self.folder = Path(folder)
+        fmt = json.loads((self.folder / "reranker.json").read_text(encoding="utf-8"))
+        self.max_length, self.max_question_tokens = int(fmt["max_length"]), int(fmt["max_question_tokens"])
+        out = onnx_engine.ensure_exported(self.folder, "encoder", cache)
+        self.session = ort.InferenceSession(str(out / onnx_engine.VARIANTS[variant]), onnx_engine.session_options(),
+                                            providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        head = load_file(str(self.folder / crossencoder.HEAD_FILE))
+        self.dense_w = head["dense.weight"].astype(np.float32)
+        self.dense_b = head["dense.bias"].astype(np.float32)
+        self.out_w = head["out_proj.weight"].astype(np.float32)
+        self.out_b = head["out_proj.bias"].astype(np.float32)
+        self.tokenizer = crossencoder.load_tokenizer(self.folder)
+        self._lock = threading.Lock()  # two runs at once on 2 cores only thrash
+
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One logit per pair of ``crossencoder.pair_inputs`` texts, in input order."""
+        out = np.zeros(len(pairs), np.float32)
+        if not pairs:
+            return out
+        ids, mask = crossencoder.encode_pairs(self.tokenizer, pairs, self.max_length, self.max_question_tokens)
+        lengths = mask.sum(axis=1)
+        order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
+        with self._lock:
+            for start in range(0, len(order), BATCH_PAIRS):
+                idx = order[start : start + BATCH_PAIRS]
+                width = int(lengths[idx].max())
+                feed = {"input_ids": ids[idx, :width], "attention_mask": mask[idx, :width],
+                        "token_type_ids": np.zeros((len(idx), width), np.int64)}
+                states = self.session.run(None, {k: feed[k] for k in self.input_names})[0]
+                out[idx] = self._head(states, feed["attention_mask"])
+        return out
+
+    def _head(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        weights = mask.astype(np.float32)
+        pooled = np.einsum("bsd,bs->bd", states, weights) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+        hidden = np.tanh(pooled @ self.dense_w.T + self.dense_b)
+        return (hidden @ self.out_w.T + self.out_b)[:, 0]
+
+    def score(self, question: str, candidates: Sequence) -> np.ndarray:
+        """P(answers) for each policy.Candidate: the sentence read with its document title and section."""
+        pairs = [crossencoder.pair_inputs(question, c.text, c.hit.chunk.title, c.hit.chunk.section)
+                 for c in candidates]
+        return crossencoder.sigmoid(self.logits(pairs))
+
+
+def load_relevance_model(settings: Settings) -> RelevanceModel:
+    """The shipped model, merged and exported on first use into the model cache (offline)."""
+    folder = crossencoder.build_reranker_dir(settings.model_cache)
+    if settings.relevance_engine not in ("onnx", "onnx-int8"):
+        raise ValueError(f"ASSISTANT_RELEVANCE_ENGINE={settings.relevance_engine!r}: välj onnx eller onnx-int8")
+    return RelevanceModel(folder, settings.relevance_engine, settings.model_cache)

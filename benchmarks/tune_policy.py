@@ -1,0 +1,184 @@
+"""Choose the answer policy's constants on several dev sets at once, and print what each choice costs.
+
+    .venv/bin/python benchmarks/tune_policy.py [--sets eval,swequad-dev,squad-dev,swefaq-dev] [--grid]
+
+For every question of every set the expensive part runs once: retrieval (the product's own index of the
+set, built with the product's code) and the relevance model over the sentences of the top ``--passages``
+fused passages. The records are cached (keyed by set, question count and the model's adapter checksum).
+Then assistant.policy's rerank and decide run on them under each combination of constants, and the
+figures the README reports come out per set: nDCG@10 and R@1 after reranking, key fact in the answer,
+unanswerable refused, answerable refused, median answer words.
+
+A choice that helps one set and hurts the others is a loss: the summary line is the mean over sets of
+(key facts + refusal recall - false refusals), with nDCG@10 beside it. The sets are dev sets; nothing here
+is trained on, and SQuAD-sv dev articles / SweQUAD-MC dev are never in the relevance model's training data
+(assistant/evalsets.py fixes the split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import itertools
+import json
+import pickle
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import answer as extractive  # noqa: E402
+from assistant import crossencoder, evalsets, policy  # noqa: E402
+from assistant.evaluation import answer_words, contains_fact, dedupe_flags, gold_unit, ranking_metrics  # noqa: E402
+from assistant.pipeline import Assistant, retrieval_query  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
+from assistant.types import Hit  # noqa: E402
+
+MAX_PASSAGES = 10
+MAX_PAIRS = 160
+
+
+@dataclass
+class Record:
+    question: dict
+    hits: list[Hit]  # fused order, at most MAX_PASSAGES
+    candidates: list[policy.Candidate]  # scored sentences of those passages, best passage first
+
+
+def collect(name: str, settings: Settings, limit: int | None, cache: Path) -> list[Record]:
+    adapter = hashlib.sha256((crossencoder.WEIGHTS_DIR / crossencoder.ADAPTER_FILE).read_bytes()).hexdigest()[:12]
+    fingerprint = f"{name}|{limit}|{adapter}|{policy.MIN_WORDS}|{settings.relevance_engine}"
+    key = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
+    path = cache / f"{name}-{key}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    evalset = evalsets.prepare(name, settings.evalsets_path, limit=limit)
+    assistant = Assistant(evalset.settings_for(settings))
+    assistant.index()
+    records = []
+    started = time.perf_counter()
+    for i, q in enumerate(evalset.questions):
+        query = retrieval_query(q["question"], q.get("history") or [])
+        hits = assistant.retriever.search(query, k=MAX_PASSAGES).hits
+        candidates = policy.candidates(hits, passages=MAX_PASSAGES, max_pairs=MAX_PAIRS)
+        if candidates:
+            for c, p in zip(candidates, assistant.relevance.score(query, candidates), strict=True):
+                c.score = float(p)
+        records.append(Record(q, hits, candidates))
+        if (i + 1) % 50 == 0:
+            print(f"  {name}: {i + 1}/{len(evalset.questions)} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(records))
+    return records
+
+
+def run_policy(records: list[Record], constants: dict) -> dict:
+    """The figures of one set under one choice of constants (policy module attributes)."""
+    saved = {k: getattr(policy, k) for k in constants}
+    for k, v in constants.items():
+        setattr(policy, k, v)
+    try:
+        relevance, n_rel, facts_hit, facts_total = [], [], 0, 0
+        refused_unanswerable = unanswerable = refused_answerable = answerable = 0
+        words = []
+        for r in records:
+            hits = copy.deepcopy(r.hits)
+            by_id = {h.chunk.id: h for h in hits}
+            top = {h.chunk.id for h in hits[: policy.PASSAGES]}
+            kept = [c for c in r.candidates if c.hit.chunk.id in top][: policy.MAX_PAIRS]
+            cands = [policy.Candidate(by_id[c.hit.chunk.id], c.index, c.text, c.score) for c in kept]
+            ranked = policy.rerank(hits, cands)
+            decision = policy.decide(ranked, cands, r.question["question"])
+            q = r.question
+            gold = q.get("gold") or []
+            should = bool(q.get("answerable", True))
+            if should and gold:
+                flags, _ = dedupe_flags(ranked[:10], lambda h, g=gold: gold_unit(h, g))
+                relevance.append(flags)
+                n_rel.append(len({(g["source"], g.get("section")) for g in gold}))
+            text = extractive.compose(decision.sentences)[0] if decision.answer else ""
+            if decision.answer:
+                words.append(answer_words(text))
+            if should:
+                answerable += 1
+                refused_answerable += not decision.answer
+                facts = q.get("key_facts") or []
+                facts_hit += sum(decision.answer and contains_fact(text, f) for f in facts)
+                facts_total += len(facts)
+            else:
+                unanswerable += 1
+                refused_unanswerable += not decision.answer
+        out = {"n": len(records)}
+        if relevance:
+            m = ranking_metrics(relevance, n_rel)
+            out |= {"ndcg@10": m["ndcg@10"], "recall@1": m["recall@1"]}
+        out["key_facts"] = facts_hit / facts_total if facts_total else None
+        out["false_refusals"] = refused_answerable / answerable if answerable else None
+        out["refusal_recall"] = refused_unanswerable / unanswerable if unanswerable else None
+        out["median_words"] = statistics.median(words) if words else None
+        return out
+    finally:
+        for k, v in saved.items():
+            setattr(policy, k, v)
+
+
+def objective(per_set: dict[str, dict]) -> float:
+    """Mean over sets of key facts + refusal recall - false refusals (each where the set measures it)."""
+    values = []
+    for m in per_set.values():
+        v = (m["key_facts"] or 0.0) - (m["false_refusals"] or 0.0)
+        if m["refusal_recall"] is not None:
+            v += m["refusal_recall"]
+        values.append(v)
+    return statistics.fmean(values)
+
+
+def fmt(v) -> str:
+    return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+GRID = {
+    "ANSWER_THRESHOLD": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "RERANK_WEIGHT": [0.0, 0.25, 0.5, 1.0],
+    "PASSAGES": [4, 6, 8],
+    "NUMBER_RULE": [True, False],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="eval,swequad-dev,squad-dev,swefaq-dev")
+    parser.add_argument("--limit", type=int, default=None, help="questions per set (answerable/unanswerable each)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/tune-policy"))
+    parser.add_argument("--grid", action="store_true", help="sweep GRID; else only the current constants")
+    parser.add_argument("--set-const", action="append", default=[], help="NAME=VALUE (JSON) to try")
+    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--engine", default=None, help="relevance engine: onnx or onnx-int8 (default: settings)")
+    args = parser.parse_args()
+    settings = Settings.from_env(relevance_engine=args.engine)
+    data = {name: collect(name, settings, args.limit, args.cache) for name in args.sets.split(",")}
+    base = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set_const)}
+    combos = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())] \
+        if args.grid else [{}]
+    results = []
+    for combo in combos:
+        constants = {**base, **combo}
+        per_set = {name: run_policy(recs, constants) for name, recs in data.items()}
+        results.append((objective(per_set), constants, per_set))
+    results.sort(key=lambda r: -r[0])
+    for score, constants, per_set in results[: args.top]:
+        print(f"objective {score:.4f}  {json.dumps(constants)}")
+        for name, m in per_set.items():
+            print(f"  {name:16s} n={m['n']:4d}  nDCG@10 {fmt(m.get('ndcg@10'))}  R@1 {fmt(m.get('recall@1'))}  "
+                  f"key facts {fmt(m['key_facts'])}  refused(unans) {fmt(m['refusal_recall'])}  "
+                  f"refused(ans) {fmt(m['false_refusals'])}  words {fmt(m['median_words'])}")
+
+
+if __name__ == "__main__":
+    main()

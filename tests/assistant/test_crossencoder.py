@@ -1,0 +1,114 @@
+"""The shipped relevance model: committed adapter + head merge into a plain HF folder offline, reproduce the
+scores recorded at training time, and rank an answering sentence above a non-answering one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assistant import crossencoder as ce
+from assistant.crossencoder import RerankerConfig, pair_inputs
+
+
+@pytest.fixture(scope="module")
+def settings_cache():
+    from assistant.settings import Settings
+
+    return Settings.from_env().model_cache
+
+
+@pytest.fixture(scope="module")
+def scorer(settings_cache):
+    return ce.load_scorer(settings_cache)
+
+
+def test_shipped_weights_are_small_and_described():
+    config = RerankerConfig.load()
+    adapter = ce.WEIGHTS_DIR / ce.ADAPTER_FILE
+    assert adapter.stat().st_size < 8_000_000
+    assert 1 <= config.depth <= 12
+    assert config.format_version == ce.FORMAT_VERSION
+    assert (ce.WEIGHTS_DIR / "README.md").is_file()
+
+
+def test_pair_inputs_formats_header_and_prefixes():
+    a, b = pair_inputs("  Vad kostar\nregistreringen? ", "Den kostar 1 200 kronor.", "Avgifter", "Registrering")
+    assert a == "query: Vad kostar registreringen?"
+    assert b == "passage: Avgifter > Registrering\nDen kostar 1 200 kronor."
+    assert pair_inputs("Fråga?", "Svar.")[1] == "passage: Svar."
+
+
+def test_merged_state_adds_the_scaled_lora_product_and_drops_unused_layers():
+    rng = np.random.default_rng(0)
+    config = RerankerConfig(depth=1, rank=2, alpha=4.0)
+    base = {"embeddings.word_embeddings.weight": rng.standard_normal((5, 3)).astype(np.float16),
+            "pooler.dense.weight": np.zeros((3, 3), np.float16)}
+    adapter = {k: rng.standard_normal((1, 3)).astype(np.float16) for k in ce.HEAD_KEYS}  # shapes do not matter
+    for layer in (0, 1):
+        for target in ce.LORA_TARGETS:
+            base[f"encoder.layer.{layer}.{target}.weight"] = rng.standard_normal((4, 3)).astype(np.float16)
+            base[f"encoder.layer.{layer}.{target}.bias"] = rng.standard_normal(4).astype(np.float16)
+    for target in ce.LORA_TARGETS:
+        adapter[f"encoder.layer.0.{target}.lora_A"] = rng.standard_normal((2, 3)).astype(np.float16)
+        adapter[f"encoder.layer.0.{target}.lora_B"] = rng.standard_normal((4, 2)).astype(np.float16)
+    out, head = ce.merged_state(base, adapter, config)
+    key = "encoder.layer.0.attention.self.query"
+    want = base[f"{key}.weight"].astype(np.float32) + 2.0 * (
+        adapter[f"{key}.lora_B"].astype(np.float32) @ adapter[f"{key}.lora_A"].astype(np.float32))
+    np.testing.assert_allclose(out[f"{key}.weight"], want, rtol=1e-6)
+    assert out[f"{key}.bias"].dtype == np.float16  # untouched tensors keep the base dtype
+    assert not any(".layer.1." in k or k.startswith("pooler") for k in out)
+    assert sorted(head) == sorted(k.removeprefix("head.") for k in ce.HEAD_KEYS)
+
+
+def test_encode_pairs_truncates_the_question_first(scorer):
+    tok = scorer.tokenizer
+    long_q = "Vad " * 200 + "?"
+    long_s = "ord " * 300
+    ids, mask = ce.encode_pairs(tok, [pair_inputs(long_q, long_s), pair_inputs("Kort?", "Kort svar.")], 128, 48)
+    assert ids.shape == (2, 128)
+    assert mask[0].sum() == 128 and mask[1].sum() < 20
+    first_sep = list(ids[0]).index(2)
+    assert first_sep == 1 + 48  # <s> + 48 question tokens
+    assert ids[1, mask[1].sum() - 1] == 2 and ids[1, mask[1].sum()] == 1  # </s> then padding
+
+
+def test_merged_folder_is_a_plain_checksummed_hf_model(scorer, settings_cache):
+    folder = ce.build_reranker_dir(settings_cache)
+    assert folder == scorer.folder
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["XLMRobertaModel"]
+    assert (folder / ce.HEAD_FILE).is_file()
+    assert config["num_hidden_layers"] == RerankerConfig.load().depth
+    assert ce.is_valid(folder, json.loads((folder / "checksums.json").read_text())["adapter"])
+    assert not ce.is_valid(folder, "0" * 64)  # another adapter would be rebuilt
+
+
+def test_merged_model_reproduces_the_scores_recorded_at_training_time(scorer):
+    recorded = json.loads((ce.WEIGHTS_DIR / ce.REFERENCE_FILE).read_text(encoding="utf-8"))
+    assert len(recorded) >= 4
+    pairs = [pair_inputs(r["question"], r["sentence"], r["title"], r["section"]) for r in recorded]
+    got = scorer.score(pairs)
+    np.testing.assert_allclose(got, [r["logit"] for r in recorded], atol=1e-3)
+    assert np.ptp(got) > 1.0  # a trained model, not a constant
+
+
+@pytest.mark.parametrize(
+    ("question", "answers", "other"),
+    [
+        ("Hur länge gäller ett visum för affärsbesök?",
+         "Ett visum för affärsbesök gäller i högst 90 dagar under en period på 180 dagar.",
+         "Ambassaden gör en bedömning av syftet med besöket."),
+        ("Vem beslutar om bygglov i kommunen?",
+         "Det är byggnadsnämnden i kommunen som beslutar om bygglov.",
+         "Bygglov behövs för att bygga ett nytt hus, men inte för en friggebod."),
+        ("Vilket år bildades föreningen?",
+         "Föreningen bildades 1994 av tolv arbetsintegrerande sociala företag.",
+         "Föreningen har i dag drygt 300 medlemmar i hela landet."),
+    ],
+)
+def test_answering_sentence_scores_above_a_related_one(scorer, question, answers, other):
+    good, bad = scorer.score([pair_inputs(question, answers), pair_inputs(question, other)])
+    assert good > bad

@@ -1,0 +1,158 @@
+"""assistant.policy: which sentences can answer, how passages are reordered, answer or refuse.
+
+Pure functions over real Hit/Chunk/Candidate data; the scores stand in for the relevance model's
+probabilities (its own tests are in test_crossencoder.py and test_relevance.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import policy
+from assistant.policy import Candidate, asked_number, can_answer, candidates, decide, rerank, states_number
+from assistant.types import Chunk, Hit
+
+
+def hit(text: str, score: float = 1.0, rank: int = 1, cid: str | None = None, source: str = "a.md") -> Hit:
+    chunk = Chunk(cid or f"c{rank}", text, source, "/corpus", "Titel", "Avsnitt", None, rank)
+    return Hit(chunk, score, rank=rank)
+
+
+@pytest.mark.parametrize("sentence", [
+    "Idéburet offentligt partnerskap – processen steg för steg",  # a title line
+    "Så länge gäller tillståndet",  # a heading above its text
+    "Kraven är följande:",  # a list stub
+    "| 2022 | 700 000 kr | LOU |",  # a table row
+    "Den här vägledningen riktar sig till kommunens handläggare och chefer.",  # about the document
+    "Se bilaga.",  # too short to answer anything
+])
+def test_sentences_that_never_answer(sentence):
+    assert not can_answer(sentence)
+
+
+@pytest.mark.parametrize("sentence", [
+    "Direktupphandlingsgränsen är 700 000 kronor från och med 2022-02-01.",
+    "- Minst 30 procent av de anställda ska ha funktionsnedsättning.",
+    "Kommunen får reservera ett kontrakt enligt 4 kap. 18 § LOU.",
+])
+def test_sentences_that_can_answer(sentence):
+    assert can_answer(sentence)
+
+
+def test_candidates_come_from_the_top_passages_in_order_and_are_capped():
+    hits = [hit(f"Första meningen i passage {i} är här. Andra meningen i passage {i} är där.", rank=i)
+            for i in range(1, 5)]
+    found = candidates(hits, passages=2, max_pairs=10)
+    assert [(c.hit.rank, c.index) for c in found] == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    assert [c.text for c in found[:2]] == ["Första meningen i passage 1 är här.", "Andra meningen i passage 1 är där."]
+    assert len(candidates(hits, passages=4, max_pairs=3)) == 3
+
+
+def test_candidates_skip_headings_inside_a_passage():
+    text = "Efter beslut\nBeslutet skickas till ambassaden som du valde. Ta med ditt pass när du hämtar det."
+    found = candidates([hit(text)])
+    assert [c.text for c in found] == ["Beslutet skickas till ambassaden som du valde.",
+                                       "Ta med ditt pass när du hämtar det."]
+
+
+def scored(h: Hit, index: int, score: float, text: str | None = None) -> Candidate:
+    return Candidate(h, index, text or f"Mening nummer {index} i {h.chunk.id} säger något.", score)
+
+
+def test_rerank_lifts_the_passage_whose_sentence_answers():
+    first, second, third = hit("a", 3.0, 1), hit("b", 2.5, 2), hit("c", 2.0, 3)
+    judged = [scored(first, 0, 0.05), scored(second, 0, 0.95), scored(third, 0, 0.5)]
+    order = rerank([first, second, third], judged, weight=0.5)
+    assert [h.chunk.id for h in order] == ["c2", "c3", "c1"]
+    assert [h.rank for h in order] == [1, 2, 3]
+    # weight 0 keeps the fused order
+    again = rerank([hit("a", 3.0, 1), hit("b", 2.5, 2)], [], weight=0.0)
+    assert [h.chunk.id for h in again] == ["c1", "c2"]
+
+
+def test_rerank_keeps_unread_passages_behind_the_read_ones(monkeypatch):
+    monkeypatch.setattr(policy, "PASSAGES", 2)
+    hits = [hit("a", 3.0, 1), hit("b", 2.0, 2), hit("c", 9.0, 3)]  # c was not read: it stays last
+    order = rerank(hits, [scored(hits[0], 0, 0.5), scored(hits[1], 0, 0.5)], weight=1.0)
+    assert [h.chunk.id for h in order] == ["c1", "c2", "c3"]
+
+
+def test_refuses_when_no_sentence_is_judged_to_answer():
+    h = hit("x")
+    decision = decide([h], [scored(h, 0, policy.ANSWER_THRESHOLD - 0.01), scored(h, 1, 0.1)])
+    assert not decision.answer and decision.sentences == []
+    assert decision.best == pytest.approx(policy.ANSWER_THRESHOLD - 0.01)
+    assert not decide([h], []).answer
+
+
+def test_the_answering_sentence_comes_first_then_its_context_in_document_order():
+    a, b = hit("a", rank=1), hit("b", rank=2, cid="c2")
+    judged = [scored(a, 0, 0.7), scored(a, 1, 0.2), scored(b, 0, 0.97), scored(b, 1, 0.2), scored(b, 2, 0.01)]
+    decision = decide([a, b], judged)
+    assert decision.answer
+    first, *rest = decision.sentences
+    assert (first.hit.chunk.id, first.index) == ("c2", 0)  # the best sentence leads, wherever it stands
+    # the sentence after it (context) and another answering sentence join; the weak one does not
+    assert {(c.hit.chunk.id, c.index) for c in rest} == {("c2", 1), ("c1", 0)}
+    assert rest == sorted(rest, key=lambda c: (c.hit.rank, c.index))
+
+
+def test_answers_stay_short_and_never_repeat_themselves(monkeypatch):
+    monkeypatch.setattr(policy, "MAX_WORDS", 20)
+    h = hit("a")
+    long = " ".join(["ord"] * 15) + "."
+    judged = [scored(h, 0, 0.9, "Gränsen är 700 000 kronor enligt LOU."),
+              scored(h, 5, 0.9, "Gränsen är 700 000 kronor enligt LOU idag."),  # the same fact again
+              scored(h, 7, 0.9, long)]  # would break the word budget
+    decision = decide([h], judged)
+    assert [c.index for c in decision.sentences] == [0]
+
+
+def test_a_number_question_needs_a_sentence_with_that_kind_of_number():
+    h = hit("a")
+    judged = [scored(h, 0, 0.9, "Registreringen görs hos Bolagsverket av företagets styrelse."),
+              scored(h, 1, 0.7, "Registreringen kostar 1 200 kronor för ett aktiebolag.")]
+    decision = decide([h], judged, "Vad kostar registreringen?")
+    assert decision.answer and decision.sentences[0].index == 1  # the sentence with the amount leads
+    without = decide([h], judged[:1], "Vad kostar registreringen?")
+    assert not without.answer and without.reason == policy.MISSING_NUMBER["money"]
+    assert decide([h], judged[:1], "Vem registrerar företaget?").answer
+
+
+def test_asked_number_kinds():
+    assert asked_number("Vad kostar det att registrera sig?") == "money"
+    assert asked_number("Upp till vilket belopp får kommunen köpa direkt?") == "money"
+    assert asked_number("Hur lång uppsägningstid har ett IOP?") == "duration"
+    assert asked_number("Hur länge har LVU funnits?") == "since"
+    assert asked_number("Hur många anställda har företaget?") == "count"
+    assert asked_number("How many municipalities took part?") == "count"
+    assert asked_number("Får kommunen reservera en upphandling?") is None
+    assert asked_number("Hur långt borta är avvecklingen?") is None  # distance, not a duration
+
+
+def test_dates_laws_and_source_notes_are_not_the_number_asked_for():
+    assert not states_number("count", "Lagen (2022:900) trädde i kraft 2023-01-01 (källa: S54).")
+    assert not states_number("count", "Det följer av 4 kap. 18 § LOU och artikel 20 i direktivet.")
+    assert not states_number("money", "Konferensen hade fler än 500 deltagare.")
+    assert not states_number("duration", "Enligt Forum fanns det omkring 60 IOP år 2018.")
+    assert states_number("money", "Gränsen är 700 000 kronor från och med 2022-02-01.")
+    assert states_number("money", "Registreringen är kostnadsfri.")
+    assert states_number("duration", "Avtalet löper i tre år.")
+    assert states_number("since", "Lagen kom år 1990.")
+    assert states_number("count", "Minst 30 procent av de anställda ska tillhöra målgruppen.")
+
+
+def test_a_list_of_short_items_answers_as_one_verbatim_block():
+    text = ("Nätverket hade tolv kommuner. De deltagande kommunerna var:\n- Helsingborg\n- Hudiksvall\n"
+            "- Härjedalen\n\nEfter projektet fortsatte arbetet i varje kommun.")
+    h = hit(text)
+    found = candidates([h])
+    block = next(c for c in found if "\n" in c.text)
+    assert block.text == "De deltagande kommunerna var:\n- Helsingborg\n- Hudiksvall\n- Härjedalen"
+    assert block.text in text  # verbatim: the citation checks it against the file
+    from assistant.answer import display_sentence
+
+    assert display_sentence(block.text) == "De deltagande kommunerna var: Helsingborg; Hudiksvall; Härjedalen"
+    # items that answer on their own stay single candidates, and no block is made of them
+    long_items = hit("Krav:\n- Minst 30 procent av de anställda ska vara missgynnade.\n"
+                     "- Företaget ska återinvestera sin vinst i verksamheten.")
+    assert all("\n" not in c.text for c in candidates([long_items]))
