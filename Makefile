@@ -40,8 +40,11 @@ lint: install
 eval: install
 	$(VENV)/bin/assistant eval
 
+# retrieval quality and speed per method, then the inference engines (cold ask, serve, RSS, embedding,
+# relevance model, ask p50/p95); both want 2 otherwise idle cores
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/lean.py
 
 clean:
 	rm -rf $(VENV) index/gen-* index/CURRENT

@@ -41,6 +41,7 @@ MAX_WORDS = 70  # stop adding sentences once the answer is this long (the best s
 RERANK_WEIGHT = 0.5  # weight of the best sentence's log-odds beside the fused passage score
 MIN_WORDS = 4  # a shorter "sentence" is a stub, never an answer
 NUMBER_RULE = True  # a question asking for an amount, a duration or a count needs a sentence stating one
+DENSE_FLOOR = 0.0  # refuse when no read passage's e5 cosine reaches this (0: off)
 
 
 @dataclass
@@ -182,7 +183,8 @@ def decide(hits: list[Hit], scored: list[Candidate], question: str = "") -> Deci
         return Decision(False, [], hits)
     ranked = sorted(scored, key=lambda c: -c.score)
     best = ranked[0]
-    if best.score < ANSWER_THRESHOLD:
+    nearest = max((c.hit.dense or 0.0 for c in scored), default=0.0)
+    if best.score < ANSWER_THRESHOLD or nearest < DENSE_FLOOR:
         return Decision(False, [], hits, best=best.score, candidates=scored)
     kind = asked_number(question) if NUMBER_RULE else None
     if kind and not states_number(kind, best.text):

@@ -1,14 +1,14 @@
 """Speed and memory of the inference engines (issue 11): torch (sentence-transformers) vs ONNX fp32/int8.
 
-    .venv/bin/python benchmarks/lean.py [--engines torch,onnx,onnx-int8] [--skip cold,serve,encode,classifier]
+    .venv/bin/python benchmarks/lean.py [--engines torch,onnx,onnx-int8] [--skip cold,serve,encode,relevance]
 
 * cold: ``assistant ask "Vad är direktupphandlingsgränsen?"`` in a new process (index built beforehand
   by the same engine), wall time and peak RSS from /usr/bin/time -v, median of --runs;
 * serve: ``assistant serve`` from start until the chat API returned its first answer, and the server's RSS;
 * encode: query embedding p50/p95 (eval questions, one at a time) and passage throughput (chunks/s and
   tokens/s) on the shipped corpus chunks;
-* classifier: pairs/s and ms per call for 40 (question, sentence) pairs of ~60 tokens, with an XLM-R
-  sequence classifier on the e5 weights (random head), full 12 layers and truncated to 6, fp32 and int8.
+* relevance: the shipped relevance model over the eval questions' candidate sentences (fp32 and int8,
+  ms per question, pairs/s) and ``ask`` p50/p95 in one process with the default settings.
 
 Prints one table; --json FILE keeps the figures. Needs 2 free cores for figures worth comparing: the load
 average at the start of each part is printed beside it.
@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -123,66 +122,52 @@ def encode_figures(engine: str) -> dict:
             "encode_chunks": len(texts)}
 
 
-def classifier_figures(work: Path) -> dict:
-    """Cross-encoder shaped models on the e5 weights: export once (torch), then time the lean runtime."""
+def relevance_figures(index_dir: Path) -> dict:
+    """The shipped relevance model as ``ask`` runs it: the eval questions' candidate sentences (at most
+    policy.MAX_PAIRS per question), fp32 and int8, milliseconds per question; and ``ask`` end to end."""
     import numpy as np
 
-    from assistant.embeddings import onnx_engine
-    from assistant.embeddings.e5_offline import build_model_dir
-    from assistant.text import split_sentences
+    from assistant import policy
+    from assistant.crossencoder import build_reranker_dir
+    from assistant.pipeline import Assistant, retrieval_query
+    from assistant.relevance import RelevanceModel
 
-    model_dir = build_model_dir(Settings().model_cache)
-    sentences = [s for f in loaders_corpus() for s in split_sentences(f)]
-    questions = [json.loads(line)["question"] for line in
+    settings = Settings.from_env(index_dir=index_dir, engine="onnx")
+    assistant = Assistant(settings)
+    questions = [json.loads(line) for line in
                  (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-    out: dict = {}
-    for layers in (12, 6):
-        folder = work / f"e5-classifier-{layers}"
-        if not (folder / "config.json").exists():
-            make_classifier(model_dir, folder, layers)
-        onnx_engine.ensure_exported(folder, "classifier")
-        for variant in ("onnx", "onnx-int8"):
-            model = onnx_engine.load_classifier(folder, variant)
-            pairs = [(questions[i % len(questions)], s) for i, s in enumerate(sentences)
-                     if 45 <= model.count_tokens(questions[i % len(questions)] + " " + s) <= 75][:40]
-            tokens = [model.count_tokens(a + " " + b) for a, b in pairs]
-            model.predict(pairs)
-            calls = []
-            for _ in range(10):
-                t = time.perf_counter()
-                model.predict(pairs)
-                calls.append((time.perf_counter() - t) * 1000)
-            key = f"classifier_{layers}l_{variant}"
-            out[key] = {"pairs": len(pairs), "mean_tokens": float(np.mean(tokens)),
-                        "ms_per_40_p50": float(np.percentile(calls, 50)),
-                        "ms_per_40_p95": float(np.percentile(calls, 95)),
-                        "pairs_per_s": len(pairs) / (np.percentile(calls, 50) / 1000)}
+    work = [(q["question"], policy.candidates(assistant.retriever.search(
+        retrieval_query(q["question"], q.get("history") or []), k=policy.PASSAGES).hits)) for q in questions]
+    folder = build_reranker_dir(settings.model_cache)
+    out: dict = {"relevance_pairs_per_question": float(np.mean([len(c) for _, c in work]))}
+    for variant in ("onnx", "onnx-int8"):
+        model = RelevanceModel(folder, variant, settings.model_cache)
+        model.score(*work[0])
+        times = []
+        for question, cands in work:
+            t = time.perf_counter()
+            model.score(question, cands)
+            times.append((time.perf_counter() - t) * 1000)
+        pairs = sum(len(c) for _, c in work)
+        out[f"relevance_{variant}_p50_ms"] = float(np.percentile(times, 50))
+        out[f"relevance_{variant}_p95_ms"] = float(np.percentile(times, 95))
+        out[f"relevance_{variant}_pairs_per_s"] = pairs / (sum(times) / 1000)
+    assistant.ask(questions[0]["question"])
+    asks = []
+    for q in questions:
+        t = time.perf_counter()
+        assistant.ask(q["question"], q.get("history") or [])
+        asks.append((time.perf_counter() - t) * 1000)
+    out["ask_p50_ms"] = float(np.percentile(asks, 50))
+    out["ask_p95_ms"] = float(np.percentile(asks, 95))
+    out["relevance_engine"] = settings.relevance_engine
     return out
-
-
-def loaders_corpus() -> list[str]:
-    from assistant import loaders
-
-    return ["\n".join(b.text for b in loaders.load(f).blocks) for f in loaders.discover(ROOT / "corpus")]
-
-
-def make_classifier(model_dir: Path, out: Path, layers: int) -> None:
-    import torch
-    from transformers import AutoConfig, XLMRobertaForSequenceClassification
-
-    config = AutoConfig.from_pretrained(str(model_dir), num_labels=1, num_hidden_layers=layers)
-    config.architectures = ["XLMRobertaForSequenceClassification"]
-    torch.manual_seed(0)
-    model = XLMRobertaForSequenceClassification.from_pretrained(str(model_dir), config=config, dtype=torch.float32)
-    model.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(model_dir / name, out / name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--skip", default="", help="comma-separated: cold, serve, encode, classifier")
+    parser.add_argument("--skip", default="", help="comma-separated: cold, serve, encode, relevance")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--port", type=int, default=7911)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lean-bench")
@@ -207,9 +192,11 @@ def main() -> None:
             row.update(encode_figures(engine))
         figures[engine] = row
         print(engine, json.dumps(row), flush=True)
-    if "classifier" not in skip:
-        figures["classifier"] = {"load": load(), **classifier_figures(args.work)}
-        print("classifier", json.dumps(figures["classifier"]), flush=True)
+    if "relevance" not in skip:
+        index_dir = args.work / "index-onnx"
+        build_index("onnx", index_dir)
+        figures["relevance"] = {"load": load(), **relevance_figures(index_dir)}
+        print("relevance", json.dumps(figures["relevance"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -144,7 +144,7 @@ def fmt(v) -> str:
 
 
 GRID = {
-    "ANSWER_THRESHOLD": [0.3, 0.4, 0.5, 0.6, 0.7],
+    "ANSWER_THRESHOLD": [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6],
     "RERANK_WEIGHT": [0.0, 0.25, 0.5, 1.0],
     "PASSAGES": [4, 6, 8],
     "NUMBER_RULE": [True, False],
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="questions per set (answerable/unanswerable each)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/tune-policy"))
     parser.add_argument("--grid", action="store_true", help="sweep GRID; else only the current constants")
+    parser.add_argument("--grid-json", default=None, help='another grid, e.g. {"MAX_WORDS": [50, 70]}')
     parser.add_argument("--set-const", action="append", default=[], help="NAME=VALUE (JSON) to try")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--engine", default=None, help="relevance engine: onnx or onnx-int8 (default: settings)")
@@ -164,8 +165,9 @@ def main() -> None:
     settings = Settings.from_env(relevance_engine=args.engine)
     data = {name: collect(name, settings, args.limit, args.cache) for name in args.sets.split(",")}
     base = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set_const)}
-    combos = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())] \
-        if args.grid else [{}]
+    grid = json.loads(args.grid_json) if args.grid_json else GRID
+    combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] \
+        if args.grid or args.grid_json else [{}]
     results = []
     for combo in combos:
         constants = {**base, **combo}

@@ -125,3 +125,13 @@ def test_panel_keeps_earlier_answers_folded():
     assert '<details class="turn" id="svar-2" open>' in panel and '<details class="turn" id="svar-1">' in panel
     assert 'id="kalla-1-1"' in panel  # an old answer's [1] still has its target
     assert "Här visas källorna" in sources_html([])
+
+
+def test_answer_notice_is_shown_escaped_under_the_answer():
+    citations = [Citation(1, "iop.md", "IOP", "", None, "IOP är en samverkansform.", "/corpus", "", "", "")]
+    notice = "Språkmodellen kunde inte nås <b>nu</b>."
+    answer = Answer("Vad är IOP?", "IOP är en samverkansform. [1]", False, citations, "extractive", notice=notice)
+    message = full_message(turn_from_answer(1, answer, _settings(), {}, today=TODAY))
+    assert "Språkmodellen kunde inte nås &lt;b&gt;nu&lt;/b&gt;." in message and "<b>nu</b>" not in message
+    plain = Answer("Vad är IOP?", "IOP är en samverkansform. [1]", False, citations, "extractive")
+    assert "Språkmodellen" not in full_message(turn_from_answer(1, plain, _settings(), {}, today=TODAY))
