@@ -4,8 +4,14 @@ Layout of the index folder::
 
     index/
       CURRENT              name of the generation being served (replaced atomically, last)
-      gen-<time>-<pid>/    a Chroma store + manifest.json (files, hashes, chunk ids, model)
+      gen-<time>-<pid>/    manifest.json (files, hashes, chunk ids, model) + the embedded Chroma store
       .lock                held while a build runs
+
+With ``ASSISTANT_CHROMA_URL`` a generation's vectors are the server collection ``samverkan-<generation>``
+instead of a store in its folder (see assistant.store). CURRENT and the manifests stay in the index folder
+even then: every app process must agree on which generation is served, and a rename on one shared path is
+the one switch all of them see at once; the server only ever holds complete collections next to it. The
+BM25 index needs no storage of its own: each process builds it in memory from the generation's chunks.
 
 An update writes a new generation: vectors of unchanged files are copied from the served one (never
 re-embedded), new and changed files are embedded, deleted files are left out. Only when the new
@@ -19,7 +25,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from chromadb.errors import NotFoundError
 
 from assistant import loaders
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import Embedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore
+from assistant.store import ChunkStore, drop_generation
 from assistant.types import Chunk, IndexReport, SkippedFile
 
 MANIFEST = "manifest.json"
@@ -61,12 +67,15 @@ class Generation:
 
 def build_config(settings: Settings, embedder: Embedder) -> dict:
     """What must be equal for an existing index to be reused; anything else means a full rebuild."""
-    return {
+    config = {
         "format": FORMAT,
         "model": embedder.fingerprint,
         "chunker": CHUNKER_VERSION,
         "chunk_tokens": settings.chunk_tokens,
     }
+    if settings.chroma_url:  # only then, so embedded indexes built before the setting existed stay valid
+        config["chroma"] = "server"  # the server is not in it: moving it keeps the index
+    return config
 
 
 def current_name(index_dir: Path) -> str | None:
@@ -132,7 +141,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         report.skipped.extend(discovery.skipped)
         config = build_config(settings, embedder)
         old = current_generation(index_dir)
-        if old is not None and old.manifest.get("config") != config:
+        old_store = _open_store(old, settings) if old is not None and old.manifest.get("config") == config else None
+        if old is not None and old_store is None:  # other settings, or its vectors are gone (another server)
             report.rebuilt = True
             old = None
         old_files = old.files if old else {}
@@ -183,10 +193,11 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
 
         vectors = _embed(embedder, [c.embedding_text() for c in new_chunks], "bäddar in", progress)
         gen_path = index_dir / f"gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**6}"
+        gen_path.mkdir()  # first, so a build killed later leaves a folder the next prune finds
         try:
-            store = ChunkStore(gen_path, embedder)
-            if old is not None and keep:
-                _copy_kept(old, keep, store, progress)
+            store = ChunkStore(gen_path, embedder, settings, create=True)
+            if old_store is not None and keep:
+                _copy_kept(old_store, keep, store, progress)
             if new_chunks:
                 store.add(new_chunks, vectors)
             manifest = {"config": config, "files": all_files, "created": time.time(),
@@ -195,9 +206,9 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
             report.chunks = store.count()
             del store
         except BaseException:
-            shutil.rmtree(gen_path, ignore_errors=True)
+            drop_generation(gen_path, settings)
             raise
-        _activate(index_dir, gen_path)
+        _activate(settings, gen_path)
         report.chunks_embedded = len(new_chunks)
         report.seconds = time.perf_counter() - started
         return report
@@ -213,8 +224,14 @@ def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress)
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
 
 
-def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progress: Progress) -> None:
-    source = ChunkStore(old.path, None)
+def _open_store(generation: Generation, settings: Settings) -> ChunkStore | None:
+    try:
+        return ChunkStore(generation.path, None, settings)
+    except NotFoundError:
+        return None
+
+
+def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore, progress: Progress) -> None:
     wanted = {cid for entry in keep.values() for cid in entry["chunk_ids"]}
     chunks = [c for c in source.chunks() if c.id in wanted]
     progress("kopierar", 0, len(chunks))
@@ -224,8 +241,10 @@ def _copy_kept(old: Generation, keep: dict[str, dict], store: ChunkStore, progre
     progress("kopierar", len(chunks), len(chunks))
 
 
-def _activate(index_dir: Path, gen_path: Path) -> None:
-    """Point CURRENT at the new generation (atomic rename), then drop all but it and the previous one."""
+def _activate(settings: Settings, gen_path: Path) -> None:
+    """Point CURRENT at the new generation (atomic rename), then drop all but it and the previous one
+    (a process still serving the previous one keeps working until its next request sees CURRENT)."""
+    index_dir = settings.index_dir
     previous = current_generation(index_dir)
     tmp = index_dir / "CURRENT.tmp"
     tmp.write_text(gen_path.name)
@@ -233,4 +252,4 @@ def _activate(index_dir: Path, gen_path: Path) -> None:
     keep = {gen_path.name} | ({previous.path.name} if previous else set())
     for child in index_dir.glob("gen-*"):
         if child.name not in keep:
-            shutil.rmtree(child, ignore_errors=True)
+            drop_generation(child, settings)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from chromadb.errors import NotFoundError
 from threadpoolctl import threadpool_limits
 
 from assistant.embeddings import Embedder
@@ -30,9 +31,9 @@ class IndexMismatchError(Exception):
 class LoadedIndex:
     """A served generation: its Chroma store plus in-memory chunks, vectors and BM25."""
 
-    def __init__(self, generation: Generation, embedder: Embedder):
+    def __init__(self, generation: Generation, embedder: Embedder, settings: Settings | None = None):
         self.generation = generation
-        self.store = ChunkStore(generation.path, embedder)
+        self.store = ChunkStore(generation.path, embedder, settings)  # embedded, or on the Chroma server
         self.chunks: list[Chunk] = self.store.chunks()
         self.position = {c.id: i for i, c in enumerate(self.chunks)}
         vectors = self.store.vectors([c.id for c in self.chunks])
@@ -53,7 +54,12 @@ class LoadedIndex:
                 "Indexet byggdes med en annan modell eller andra inställningar; kör `assistant index` "
                 "för att bygga om det."
             )
-        return cls(gen, embedder)
+        try:
+            return cls(gen, embedder, settings)
+        except NotFoundError as exc:  # the server lost it, or ASSISTANT_CHROMA_URL names another server
+            raise NoIndexError(
+                f"Indexets vektorer ({gen.path.name}) finns inte i Chroma; kör `assistant index` igen."
+            ) from exc
 
     @property
     def name(self) -> str:

@@ -26,6 +26,12 @@ class Settings:
     # where things live
     corpus_dirs: tuple[Path, ...] = (PROJECT_ROOT / "corpus",)
     index_dir: Path = PROJECT_ROOT / "index"
+    # vectors: "" keeps an embedded Chroma in each generation of index_dir; http(s)://host:port puts them on a
+    # Chroma server (single node or distributed) that several app processes share (see README "Deployment")
+    chroma_url: str = ""
+    chroma_token: str = field(default="", repr=False)  # sent as X-Chroma-Token; never printed or logged
+    chroma_tenant: str = ""  # "": Chroma's default tenant and database
+    chroma_database: str = ""
     home: Path = field(default_factory=_default_home)  # model cache, feedback database
     # embedding model: the offline default, or any sentence-transformers name or path
     model: str = DEFAULT_MODEL

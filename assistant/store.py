@@ -1,4 +1,11 @@
-"""The persistent Chroma collection of one index generation, always with the project's own embeddings.
+"""The Chroma collection of one index generation, always with the project's own embeddings.
+
+Two deployments, one code path: by default each generation folder holds an embedded Chroma
+(``PersistentClient``, nothing to configure); with ``ASSISTANT_CHROMA_URL`` the vectors live on a Chroma
+server (``HttpClient``, which also speaks to distributed Chroma), one collection per generation named
+``samverkan-<generation>``. Per-generation collections are what keeps the generation switch atomic for
+every app process on that server: a collection is complete before CURRENT names its generation, and a
+half-built one is never named.
 
 Chroma's default embedding function downloads a model (impossible here), so every collection is opened
 with ``ProjectEmbeddingFunction`` and every add/query passes vectors we computed ourselves.
@@ -7,22 +14,31 @@ with ``ProjectEmbeddingFunction`` and every add/query passes vectors we computed
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import chromadb
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
 from assistant.embeddings import Embedder
+from assistant.settings import Settings
 from assistant.types import Chunk
 
-COLLECTION = "samverkan"
-_MAX_BATCH = 5000  # Chroma refuses more than 5,461 items per add
+log = logging.getLogger(__name__)
+
+COLLECTION = "samverkan"  # the one collection of an embedded generation (its own database)
+SERVER_PREFIX = "samverkan-"  # + generation name: a server holds every generation side by side
 
 
 class ProjectEmbeddingFunction(EmbeddingFunction[Documents]):
@@ -63,39 +79,98 @@ def client_for(path: Path) -> chromadb.ClientAPI:
     )
 
 
-class ChunkStore:
-    """Chunks and their vectors in one Chroma collection (cosine space)."""
+def server_client(settings: Settings) -> chromadb.ClientAPI:
+    """A client of the Chroma server at ``settings.chroma_url`` (single node or distributed)."""
+    url = urlsplit(settings.chroma_url.strip())
+    if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
+        raise ValueError(f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} ska se ut som http://värd:port")
+    auth = {}
+    if settings.chroma_token:
+        # the header Chroma's own CloudClient sends; a self-hosted server behind a proxy can check the same
+        auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+                "chroma_client_auth_credentials": settings.chroma_token,
+                "chroma_auth_token_transport_header": "X-Chroma-Token"}
+    chroma = ChromaSettings(anonymized_telemetry=False, **auth)
+    return chromadb.HttpClient(
+        host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000), ssl=url.scheme == "https",
+        settings=chroma, tenant=settings.chroma_tenant or DEFAULT_TENANT,
+        database=settings.chroma_database or DEFAULT_DATABASE,
+    )
 
-    def __init__(self, path: Path, embedder: Embedder | None):
+
+def collection_name(generation: Path) -> str:
+    return SERVER_PREFIX + generation.name
+
+
+def _client_and_name(generation: Path, settings: Settings | None) -> tuple[chromadb.ClientAPI, str]:
+    if settings is not None and settings.chroma_url:
+        return server_client(settings), collection_name(generation)
+    return client_for(generation), COLLECTION
+
+
+def drop_generation(generation: Path, settings: Settings | None) -> None:
+    """Delete a generation: its server collection (if any), then its folder. The folder goes only after
+    the collection, so when the server cannot be reached the next prune (it globs the folders) retries."""
+    if settings is not None and settings.chroma_url:
+        try:
+            server_client(settings).delete_collection(collection_name(generation))
+        except NotFoundError:
+            pass  # never created (an embedded generation, or a build stopped before Chroma was reached)
+        except Exception as exc:  # the server is down: the new generation is served anyway, the prune waits
+            log.warning("Kunde inte ta bort Chroma-samlingen för %s: %s", generation.name, exc)
+            return
+    shutil.rmtree(generation, ignore_errors=True)
+
+
+class ChunkStore:
+    """Chunks and their vectors in one Chroma collection (cosine space): the generation's own embedded
+    database, or its collection on the server when ``settings.chroma_url`` is set.
+
+    ``create`` makes the collection (the indexer, for a new generation); otherwise it must exist, so a
+    generation whose vectors are gone is an error rather than an empty index."""
+
+    def __init__(self, path: Path, embedder: Embedder | None, settings: Settings | None = None,
+                 create: bool = False):
         self.path = path
-        self.client = client_for(path)
-        self.collection = self.client.get_or_create_collection(
-            COLLECTION,
-            embedding_function=ProjectEmbeddingFunction(embedder),
-            configuration={"hnsw": {"space": "cosine"}},
-        )
+        self.client, self.name = _client_and_name(path, settings)
+        function = ProjectEmbeddingFunction(embedder)
+        if create:
+            self.collection = self.client.create_collection(
+                self.name, embedding_function=function, configuration={"hnsw": {"space": "cosine"}}
+            )
+        else:
+            self.collection = self.client.get_collection(self.name, embedding_function=function)
+        # never hard-coded: an embedded Chroma allows ~5 461 records per call, a server says its own limit
+        self.batch_size = self.client.get_max_batch_size()
 
     def count(self) -> int:
         return self.collection.count()
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        _add(self.collection, [c.id for c in chunks], vectors, [c.text for c in chunks],
-             [_to_meta(c) for c in chunks])
+        ids, documents, metadatas = [c.id for c in chunks], [c.text for c in chunks], [_to_meta(c) for c in chunks]
+        for start in range(0, len(ids), self.batch_size):
+            end = start + self.batch_size
+            self.collection.add(ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                                documents=documents[start:end], metadatas=metadatas[start:end])
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        collection = self.collection
         out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), _MAX_BATCH):
-            got = collection.get(ids=ids[start : start + _MAX_BATCH], include=["embeddings"])
+        for start in range(0, len(ids), self.batch_size):
+            got = self.collection.get(ids=ids[start : start + self.batch_size], include=["embeddings"])
             for id_, vec in zip(got["ids"], got["embeddings"], strict=True):
                 out[id_] = np.asarray(vec, dtype=np.float32)
         return out
 
     def chunks(self) -> list[Chunk]:
-        got = self.collection.get(include=["documents", "metadatas"])
-        chunks = [_from_meta(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"],
-                                                         strict=True)]
+        chunks = [_from_meta(i, d, m) for got in self._pages(["documents", "metadatas"])
+                  for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
         return sorted(chunks, key=lambda c: (c.corpus_dir, c.source, c.position))
+
+    def _pages(self, include: list) -> Iterator[Any]:
+        """The whole collection in pages: one response of a large index from a server would be huge."""
+        total = self.count()
+        for offset in range(0, total, self.batch_size):
+            yield self.collection.get(include=include, limit=self.batch_size, offset=offset)
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first."""
@@ -106,13 +181,6 @@ class ChunkStore:
             query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, include=["distances"]
         )
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
-
-
-def _add(collection, ids: list[str], vectors: np.ndarray, documents: list[str], metadatas: list[dict]) -> None:
-    for start in range(0, len(ids), _MAX_BATCH):
-        end = start + _MAX_BATCH
-        collection.add(ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
-                       documents=documents[start:end], metadatas=metadatas[start:end])
 
 
 def _to_meta(c: Chunk) -> dict[str, Any]:

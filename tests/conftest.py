@@ -11,11 +11,19 @@
   ``write_pdf_file`` / ``write_docx_file`` make other real PDFs and DOCX files.
 * ``served``: one read-only index over that corpus, built once per session, for tests that only search
   and ask. Tests that change files or indexes build their own in ``tmp_path``.
+* ``chroma_server``: a real Chroma server (``chroma run``) for the session, started on first use;
+  ``deployment`` parametrizes a test over both stores: ``settings_for(folder, **deployment)`` is the
+  embedded default in one run and that server in the other.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +257,54 @@ def settings_for(tmp_path: Path):
         return Settings(corpus_dirs=tuple(corpus_dirs), index_dir=tmp_path / "index", **changes)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+    """The URL of a real Chroma server (the ``chroma`` CLI of this environment) with its data in a tmp folder;
+    stopped at the end of the session."""
+    folder = tmp_path_factory.mktemp("chroma-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    # output to a file, not a pipe: a chatty server never blocks on it
+    with open(folder / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(folder / "data"),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+    try:
+        deadline = time.monotonic() + 30  # ~3 s when idle; the machine may be busy
+        while not _heartbeat(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _heartbeat(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["embedded", "server"])
+def deployment(request: pytest.FixtureRequest) -> dict:
+    """Settings changes for the store under test: none (embedded Chroma) or the session's Chroma server."""
+    if request.param == "embedded":
+        return {}
+    return {"chroma_url": request.getfixturevalue("chroma_server")}
 
 
 @dataclass

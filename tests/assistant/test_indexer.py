@@ -1,5 +1,6 @@
 """assistant.indexer on real Chroma stores in tmp_path: incremental updates, rebuilds, interrupted builds,
-broken and empty files, generations and the lock."""
+broken and empty files, generations and the lock. The tests taking ``deployment`` run twice: on the embedded
+store and on a real Chroma server (one collection per generation)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from assistant.indexer import IndexBuildError, build_index, current_generation
 from assistant.pipeline import Assistant
-from assistant.store import ChunkStore
+from assistant.store import SERVER_PREFIX, ChunkStore, server_client
 from assistant.text import normalize_ws
 
 NEW_DOC = """\
@@ -45,7 +46,7 @@ def tiny(tmp_path):
 def _store(settings, embedder) -> ChunkStore:
     gen = current_generation(settings.index_dir)
     assert gen is not None
-    return ChunkStore(gen.path, embedder)
+    return ChunkStore(gen.path, embedder, settings)
 
 
 def _generations(settings) -> set[str]:
@@ -56,6 +57,13 @@ def _current(settings) -> str:
     return (settings.index_dir / "CURRENT").read_text().strip()
 
 
+def _server_collections(settings) -> set[str]:
+    """This server's collections of the project (any test's), or an empty set for the embedded store."""
+    if not settings.chroma_url:
+        return set()
+    return {c.name for c in server_client(settings).list_collections() if c.name.startswith(SERVER_PREFIX)}
+
+
 def _by_source(chunks) -> Counter:
     return Counter(c.source for c in chunks)
 
@@ -63,7 +71,7 @@ def _by_source(chunks) -> Counter:
 def _assert_consistent(settings, embedder):
     """Manifest, Chroma and chunk ids agree: no duplicates, nothing missing."""
     gen = current_generation(settings.index_dir)
-    store = ChunkStore(gen.path, embedder)
+    store = ChunkStore(gen.path, embedder, settings)
     chunks = store.chunks()
     ids = [c.id for c in chunks]
     assert len(ids) == len(set(ids))
@@ -74,8 +82,8 @@ def _assert_consistent(settings, embedder):
     return chunks
 
 
-def test_first_build_indexes_every_format(corpus, settings_for, embedder):
-    settings = settings_for(corpus.dir)
+def test_first_build_indexes_every_format(corpus, settings_for, embedder, deployment):
+    settings = settings_for(corpus.dir, **deployment)
     report = build_index(settings, embedder)
     sources = sorted(p.relative_to(corpus.dir).as_posix() for p in corpus.files)
     assert sorted(report.added) == sources
@@ -85,6 +93,10 @@ def test_first_build_indexes_every_format(corpus, settings_for, embedder):
     assert report.chunks == report.chunks_embedded == len(chunks)
     assert set(_by_source(chunks)) == set(sources)
     assert _current(settings) in _generations(settings)
+    if settings.chroma_url:  # the vectors went to the server: the generation folder holds the manifest only
+        gen = current_generation(settings.index_dir)
+        assert [p.name for p in gen.path.iterdir()] == ["manifest.json"]
+        assert SERVER_PREFIX + gen.path.name in _server_collections(settings)
 
     pdf = [c for c in chunks if c.source == "handbok.pdf"]
     assert {c.page for c in pdf} == {1, 2, 3}
@@ -105,8 +117,8 @@ def test_first_build_indexes_every_format(corpus, settings_for, embedder):
                                          "Efter tilldelning"}
 
 
-def test_unchanged_corpus_embeds_nothing_and_keeps_the_generation(tiny, settings_for, embedder):
-    settings = settings_for(tiny)
+def test_unchanged_corpus_embeds_nothing_and_keeps_the_generation(tiny, settings_for, embedder, deployment):
+    settings = settings_for(tiny, **deployment)
     first = build_index(settings, embedder)
     served, generations = _current(settings), _generations(settings)
     again = build_index(settings, embedder)
@@ -117,8 +129,8 @@ def test_unchanged_corpus_embeds_nothing_and_keeps_the_generation(tiny, settings
     assert _current(settings) == served and _generations(settings) == generations
 
 
-def test_added_file_is_the_only_one_embedded(corpus, settings_for, embedder):
-    settings = settings_for(corpus.dir)
+def test_added_file_is_the_only_one_embedded(corpus, settings_for, embedder, deployment):
+    settings = settings_for(corpus.dir, **deployment)
     first = build_index(settings, embedder)
     old_vectors = _store(settings, embedder).vectors([c.id for c in _store(settings, embedder).chunks()])
     (corpus.dir / "ny.md").write_text(NEW_DOC, encoding="utf-8")
@@ -136,8 +148,8 @@ def test_added_file_is_the_only_one_embedded(corpus, settings_for, embedder):
     assert all(np.allclose(copied[i], old_vectors[i], atol=1e-6) for i in old_vectors)
 
 
-def test_changed_file_replaces_its_old_chunks(corpus, settings_for, embedder):
-    settings = settings_for(corpus.dir)
+def test_changed_file_replaces_its_old_chunks(corpus, settings_for, embedder, deployment):
+    settings = settings_for(corpus.dir, **deployment)
     build_index(settings, embedder)
     before = _store(settings, embedder).chunks()
     old_md = [c for c in before if c.source == "direktupphandling.md"]
@@ -162,8 +174,8 @@ def test_changed_file_replaces_its_old_chunks(corpus, settings_for, embedder):
         c.id for c in before if c.source != "direktupphandling.md")
 
 
-def test_deleted_file_chunks_are_gone(tiny, settings_for, embedder):
-    settings = settings_for(tiny)
+def test_deleted_file_chunks_are_gone(tiny, settings_for, embedder, deployment):
+    settings = settings_for(tiny, **deployment)
     first = build_index(settings, embedder)
     gone = _by_source(_store(settings, embedder).chunks())["iop.txt"]
     (tiny / "iop.txt").unlink()
@@ -205,10 +217,10 @@ class BuildInterruptedError(Exception):
 
 
 @pytest.mark.parametrize(("stage", "exc"), [("bäddar in", BuildInterruptedError), ("kopierar", KeyboardInterrupt)])
-def test_interrupted_build_keeps_the_old_index_serving(tiny, settings_for, embedder, stage, exc):
-    settings = settings_for(tiny)
+def test_interrupted_build_keeps_the_old_index_serving(tiny, settings_for, embedder, deployment, stage, exc):
+    settings = settings_for(tiny, **deployment)
     build_index(settings, embedder)
-    served, generations = _current(settings), _generations(settings)
+    served, generations, collections = _current(settings), _generations(settings), _server_collections(settings)
     old_ids = sorted(c.id for c in _store(settings, embedder).chunks())
     (tiny / "ny.md").write_text(NEW_DOC, encoding="utf-8")
     seen = []
@@ -223,6 +235,7 @@ def test_interrupted_build_keeps_the_old_index_serving(tiny, settings_for, embed
     assert stage in seen
     assert _current(settings) == served
     assert _generations(settings) == generations  # nothing half-built left behind
+    assert _server_collections(settings) == collections  # not on the server either
     assert sorted(c.id for c in _store(settings, embedder).chunks()) == old_ids
     hits, _ = Assistant(settings, embedder).search("Hur stor andel av de anställda ska ha funktionsnedsättning?")
     assert hits[0].chunk.source == "reserverade.md"
@@ -333,8 +346,8 @@ def test_a_second_build_on_the_same_index_is_refused_while_one_runs(tiny, settin
     assert build_index(settings, embedder).chunks > 0
 
 
-def test_only_the_served_and_the_previous_generation_are_kept(tiny, settings_for, embedder):
-    settings = settings_for(tiny)
+def test_only_the_served_and_the_previous_generation_are_kept(tiny, settings_for, embedder, deployment):
+    settings = settings_for(tiny, **deployment)
     served = []
     for i in range(3):
         (tiny / "logg.txt").write_text(f"Logg nummer {i} om samverkan.", encoding="utf-8")
@@ -342,6 +355,9 @@ def test_only_the_served_and_the_previous_generation_are_kept(tiny, settings_for
         served.append(_current(settings))
     assert len(set(served)) == 3
     assert _generations(settings) == set(served[-2:])
+    if settings.chroma_url:  # the pruned generation's collection is gone from the server, the kept two remain
+        mine = _server_collections(settings) & {SERVER_PREFIX + name for name in served}
+        assert mine == {SERVER_PREFIX + name for name in served[-2:]}
     manifest = json.loads((settings.index_dir / served[-1] / "manifest.json").read_text())
     assert manifest["config"]["chunk_tokens"] == settings.chunk_tokens
 

@@ -94,8 +94,8 @@ def test_missing_index_is_reported(tmp_path, embedder):
         assistant.search("Vad gäller?")
 
 
-def test_a_running_assistant_serves_a_new_generation_without_restart(corpus, settings_for, embedder):
-    settings = settings_for(corpus.dir)
+def test_a_running_assistant_serves_a_new_generation_without_restart(corpus, settings_for, embedder, deployment):
+    settings = settings_for(corpus.dir, **deployment)
     build_index(settings, embedder)
     running = Assistant(settings, embedder)
     question = "Vilken myndighet ansvarar för tillsynen över sociala företag?"
