@@ -4,14 +4,16 @@ Layout of the index folder::
 
     index/
       CURRENT              name of the generation being served (replaced atomically, last)
-      gen-<time>-<pid>/    manifest.json (files, hashes, chunk ids, model) + the embedded Chroma store
+      gen-<time>-<pid>/    manifest.json (files, hashes, chunk ids, model), the serving summaries
+                           (assistant.summaries) + the embedded Chroma store
       .lock                held while a build runs
 
 With ``ASSISTANT_CHROMA_URL`` a generation's vectors are the server collection ``samverkan-<generation>``
 instead of a store in its folder (see assistant.store). CURRENT and the manifests stay in the index folder
 even then: every app process must agree on which generation is served, and a rename on one shared path is
 the one switch all of them see at once; the server only ever holds complete collections next to it. The
-BM25 index needs no storage of its own: each process builds it in memory from the generation's chunks.
+BM25 index, the id maps and the vector statistics of fusion are files in the generation folder in both
+deployments (assistant.summaries), so a serving process never reads every chunk.
 
 An update writes a new generation: vectors of unchanged files are copied from the served one (never
 re-embedded), new and changed files are embedded, deleted files are left out. Only when the new
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from chromadb.errors import NotFoundError
 
-from assistant import loaders
+from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import Embedder
 from assistant.settings import Settings
@@ -42,7 +44,9 @@ from assistant.store import ChunkStore, drop_generation
 from assistant.types import Chunk, IndexReport, SkippedFile
 
 MANIFEST = "manifest.json"
-FORMAT = 2  # 2: chunks only (no per-sentence vectors: the relevance model reads the sentences)
+# 2: chunks only (no per-sentence vectors: the relevance model reads the sentences)
+# 3: serving summaries beside the manifest (assistant.summaries): saved BM25, id maps, vector mean/covariance
+FORMAT = 3
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -196,10 +200,16 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         gen_path.mkdir()  # first, so a build killed later leaves a folder the next prune finds
         try:
             store = ChunkStore(gen_path, embedder, settings, create=True)
+            kept_chunks, kept_vectors = [], np.zeros((0, embedder.dimension), np.float32)
             if old_store is not None and keep:
-                _copy_kept(old_store, keep, store, progress)
+                kept_chunks, kept_vectors = _copy_kept(old_store, keep, store, progress, embedder.dimension)
             if new_chunks:
                 store.add(new_chunks, vectors)
+            progress("sammanfattar", 0, 1)
+            everything = kept_chunks + new_chunks
+            order = sorted(range(len(everything)), key=lambda i: summaries.chunk_order(everything[i]))
+            summaries.write(gen_path, [everything[i] for i in order], np.concatenate([kept_vectors, vectors])[order])
+            progress("sammanfattar", 1, 1)
             manifest = {"config": config, "files": all_files, "created": time.time(),
                         "chunks": store.count()}
             (gen_path / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
@@ -231,14 +241,17 @@ def _open_store(generation: Generation, settings: Settings) -> ChunkStore | None
         return None
 
 
-def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore, progress: Progress) -> None:
+def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore,
+               progress: Progress, dimension: int) -> tuple[list[Chunk], np.ndarray]:
     wanted = {cid for entry in keep.values() for cid in entry["chunk_ids"]}
     chunks = [c for c in source.chunks() if c.id in wanted]
     progress("kopierar", 0, len(chunks))
-    vectors = source.vectors([c.id for c in chunks])
+    by_id = source.vectors([c.id for c in chunks])
+    vectors = np.stack([by_id[c.id] for c in chunks]) if chunks else np.zeros((0, dimension), np.float32)
     if chunks:
-        store.add(chunks, np.stack([vectors[c.id] for c in chunks]))
+        store.add(chunks, vectors)
     progress("kopierar", len(chunks), len(chunks))
+    return chunks, vectors
 
 
 def _activate(settings: Settings, gen_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -27,6 +28,7 @@ MIN_PART = 4  # shortest compound part we accept ("krav" ok, "upp" or "ing" no)
 _SUFFIXES = frozenset({"ande", "ende", "ning", "ningar", "ningen", "else", "heten", "heter", "arna", "erna",
                        "orna", "ings", "ering", "eringen", "lig", "liga", "ligt", "skap"})
 MIN_COMPOUND = 9  # words shorter than this are left whole
+VOCABULARY = "vocabulary.txt"  # the decompounder's words, beside a saved BM25 index
 
 # A few English domain terms → Swedish, so English questions still hit lexically (dense search does
 # the heavy lifting across languages; this only keeps BM25 from contributing pure noise).
@@ -110,11 +112,26 @@ class LexicalIndex:
 
     def __init__(self, texts: list[str]):
         self.size = len(texts)
-        vocabulary = {w for t in texts for w in words(t) if w not in STOPWORDS}
-        self.decompounder = Decompounder(vocabulary)
+        # only words the decompounder can use; saved beside the BM25 index so serving needs no chunk text
+        self.vocabulary = {w for t in texts for w in words(t) if w not in STOPWORDS and len(w) >= MIN_PART}
+        self.decompounder = Decompounder(self.vocabulary)
         self.bm25 = bm25s.BM25(k1=1.2, b=0.75)
         corpus = [self.tokens(t) for t in texts]
         self.bm25.index([c or ["∅"] for c in corpus], show_progress=False)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False)
+        (folder / VOCABULARY).write_text("\n".join(sorted(self.vocabulary)), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """A saved index with its postings memory-mapped: the same scores, without reading them into memory."""
+        self = cls.__new__(cls)
+        self.bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+        self.size = int(self.bm25.scores["num_docs"])
+        self.vocabulary = set((folder / VOCABULARY).read_text(encoding="utf-8").split("\n")) - {""}
+        self.decompounder = Decompounder(self.vocabulary)
+        return self
 
     def tokens(self, text: str, translate: bool = False) -> list[str]:
         out: list[str] = []

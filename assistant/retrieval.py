@@ -1,6 +1,7 @@
 """Retrieval over one index generation: dense (Chroma), lexical (BM25) and their fusion.
 
-Hybrid is z-score fusion: each retriever's scores standardised over the whole index, weighted and summed,
+Hybrid is z-score fusion: each retriever's scores standardised over the whole index (from statistics kept at
+index time, see ``Retriever._fuse``: serving never loads every chunk), weighted and summed,
 plus the evidence of the chunk's document (see ``Retriever._fuse``); reciprocal rank fusion (Cormack et
 al., 2009) is the alternative. The learned relevance model then reorders the best fused passages
 (assistant.policy.rerank, called by the pipeline).
@@ -21,6 +22,7 @@ from assistant.indexer import Generation, NoIndexError, build_config, current_ge
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
 from assistant.store import ChunkStore
+from assistant.summaries import Summaries
 from assistant.types import Chunk, Hit
 
 
@@ -29,20 +31,15 @@ class IndexMismatchError(Exception):
 
 
 class LoadedIndex:
-    """A served generation: its Chroma store plus in-memory chunks, vectors and BM25."""
+    """A served generation: its Chroma store plus the small or memory-mapped summaries written at index
+    time (assistant.summaries). Opening it reads no chunk and no vector, so serving memory does not grow
+    with the corpus: per question, search asks Chroma for candidates and fetches only what it scores."""
 
     def __init__(self, generation: Generation, embedder: Embedder, settings: Settings | None = None):
         self.generation = generation
         self.store = ChunkStore(generation.path, embedder, settings)  # embedded, or on the Chroma server
-        self.chunks: list[Chunk] = self.store.chunks()
-        self.position = {c.id: i for i, c in enumerate(self.chunks)}
-        vectors = self.store.vectors([c.id for c in self.chunks])
-        dim = embedder.dimension
-        self.vectors = (
-            np.stack([vectors[c.id] for c in self.chunks]) if self.chunks else np.zeros((0, dim), np.float32)
-        )
-        # chunk position -> document number, for the document-level evidence in fusion
-        _, self.doc_of = np.unique([f"{c.corpus_dir}::{c.source}" for c in self.chunks], return_inverse=True)
+        self.summaries = Summaries(generation.path)
+        self.size = self.summaries.size
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder) -> LoadedIndex:
@@ -60,14 +57,28 @@ class LoadedIndex:
             raise NoIndexError(
                 f"Indexets vektorer ({gen.path.name}) finns inte i Chroma; kör `assistant index` igen."
             ) from exc
+        except OSError as exc:
+            raise NoIndexError(f"Indexet {gen.path.name} är ofullständigt; kör `assistant index` igen.") from exc
 
     @property
     def name(self) -> str:
         return self.generation.path.name
 
-    @cached_property
+    @property
     def lexical(self) -> LexicalIndex:
-        return LexicalIndex([c.embedding_text() for c in self.chunks])
+        return self.summaries.lexical
+
+    @cached_property
+    def chunks(self) -> list[Chunk]:
+        """Every chunk, in position order. For tools and tests: it reads the whole collection, so search
+        never uses it."""
+        return self.store.chunks()
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """Every chunk vector, row i for ``chunks[i]``; like ``chunks``, never used by search."""
+        by_id = self.store.vectors([c.id for c in self.chunks])
+        return np.stack([by_id[c.id] for c in self.chunks])
 
     def documents(self) -> dict[str, dict]:
         return self.generation.files
@@ -98,22 +109,19 @@ class Retriever:
         t = time.perf_counter()
         qvec = self.embedder.embed_queries([query])[0]
         timings["embed_query"] = (time.perf_counter() - t) * 1000
-        # Exact cosines for every chunk and sentence: a few hundred thousand multiply-adds at this scale.
-        # They give each hit its true similarity (the refusal rule uses it) and fusion full score
-        # distributions; Chroma's HNSW index proposes the dense candidates.
-        dense_sims = self.index.vectors @ qvec if len(self.index.chunks) else np.zeros(0)
+        summaries = self.index.summaries
 
         rankings: list[list[int]] = []
         if mode in ("dense", "hybrid"):
             t = time.perf_counter()
             found = self.index.store.query(qvec, n)
-            rankings.append([self.index.position[i] for i, _ in found if i in self.index.position])
+            rankings.append([p for p in summaries.positions([i for i, _ in found]) if p is not None])
             timings["dense"] = (time.perf_counter() - t) * 1000
-        lexical_all = np.zeros(len(self.index.chunks), dtype=np.float32)
+        lexical_all = np.zeros(self.index.size, dtype=np.float32)
         lexical_scores: dict[int, float] = {}
         if mode in ("lexical", "hybrid"):
             t = time.perf_counter()
-            lexical_all = self.index.lexical.scores(query)
+            lexical_all = self.index.lexical.scores(query)  # one float per chunk for this query only
             found_lex = top_positive(lexical_all, n)
             lexical_scores = dict(found_lex)
             rankings.append([i for i, _ in found_lex])
@@ -121,44 +129,77 @@ class Retriever:
         if mode not in ("dense", "lexical", "hybrid"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
 
+        t = time.perf_counter()
+        dense: dict[int, float] = {}
         if mode == "hybrid":
-            fused = self._fuse(rankings, dense_sims, lexical_all)
+            fused, dense = self._fuse(rankings, qvec, lexical_all)
         else:
             fused = {pos: 1.0 / (rank + 1) for rank, pos in enumerate(rankings[0])}
-        order = sorted(fused, key=lambda p: -fused[p])
+        order = sorted(fused, key=lambda p: -fused[p])[:k]
+        dense.update(self._cosines([p for p in order if p not in dense], qvec))
+        ids = summaries.ids(order)
+        chunks = self.index.store.get(ids)
         hits = [
-            Hit(
-                chunk=self.index.chunks[p],
-                score=fused[p],
-                dense=float(dense_sims[p]),
-                lexical=lexical_scores.get(p),
-            )
-            for p in order
+            Hit(chunk=chunks[i], score=fused[p], dense=dense[p], lexical=lexical_scores.get(p))
+            for p, i in zip(order, ids, strict=True)
         ]
-        hits = hits[:k]
+        timings["fuse"] = (time.perf_counter() - t) * 1000
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return RetrievalResult(hits, qvec, timings)
 
-    def _fuse(self, rankings: list[list[int]], dense_sims: np.ndarray, lexical: np.ndarray) -> dict[int, float]:
-        """Fuse the candidates of both retrievers.
+    def _cosines(self, positions: list[int], qvec: np.ndarray) -> dict[int, float]:
+        """Exact cosines of these chunks (vectors fetched from Chroma by id): the refusal rule uses them.
+        In float64: z-scores divide by a spread of ~0.02, which would turn float32 rounding into ~5e-6."""
+        ids = self.index.summaries.ids(positions)
+        vectors = self.index.store.vectors(ids)
+        q = np.asarray(qvec, dtype=np.float64)
+        return {p: float(vectors[i].astype(np.float64) @ q) for p, i in zip(positions, ids, strict=True)}
+
+    def _fuse(self, rankings: list[list[int]], qvec: np.ndarray,
+              lexical: np.ndarray) -> tuple[dict[int, float], dict[int, float]]:
+        """Fuse the candidates of both retrievers; returns (fused score, cosine) by position.
 
         "zscore" (default): (1 - w) * z(chunk cosine) + w * z(bm25), each standardised over the whole
         index. On SweFAQ, SweQUAD-MC dev and the eval set it beat reciprocal rank fusion on all three
         (mean nDCG@10 0.828 vs 0.801 at w = 0.25): RRF throws away how far ahead the stronger retriever's
-        first hit is. "rrf" stays available as the textbook alternative."""
+        first hit is. "rrf" stays available as the textbook alternative.
+
+        The whole-index statistics come without the whole index: the cosines' mean and spread from the
+        vector mean μ and covariance Σ of index time (μ·q, sqrt(qᵀΣq)); BM25's from the query's score
+        vector, which bm25s computes over the memory-mapped postings anyway (per-term sums stored at index
+        time would give the mean, not the spread: terms of one query co-occur). Only the candidates and
+        the other chunks of their documents (for the document evidence) are scored."""
         candidates = {p for ranking in rankings for p in ranking}
         if self.settings.fusion == "rrf":
-            return rrf(rankings, self.settings.rrf_k)
-        w = self.settings.lexical_weight
-        fused = (1 - w) * _standardise(dense_sims) + w * _standardise(lexical)
-        if self.settings.document_weight > 0 and len(fused):
-            fused = fused + self.settings.document_weight * _document_evidence(fused, self.index.doc_of)
-        return {p: float(fused[p]) for p in candidates}
+            return rrf(rankings, self.settings.rrf_k), {}
+        summaries = self.index.summaries
+        w, dw = self.settings.lexical_weight, self.settings.document_weight
+        docs = {p: summaries.document(p) for p in candidates}
+        positions = set(candidates)
+        if dw > 0:
+            positions.update(q for d in set(docs.values()) for q in summaries.document_positions(d))
+        dense = self._cosines(sorted(positions), qvec)
+        dense_mean, dense_std = summaries.dense_moments(qvec)
+        lexical_mean, lexical_std = (float(lexical.mean()), float(lexical.std())) if lexical.size else (0.0, 0.0)
+        fused = {p: (1 - w) * _z(dense[p], dense_mean, dense_std) + w * _z(float(lexical[p]), lexical_mean,
+                                                                            lexical_std) for p in positions}
+        if dw > 0:
+            evidence = {}
+            for d in set(docs.values()):
+                best = sorted((fused[q] for q in summaries.document_positions(d)), reverse=True)[:2]
+                evidence[d] = (best[0] + best[-1]) / 2  # see _document_evidence
+            return {p: fused[p] + dw * evidence[docs[p]] for p in candidates}, dense
+        return {p: fused[p] for p in candidates}, dense
+
+
+def _z(x: float, mean: float, std: float) -> float:
+    return (x - mean) / std if std > 0 else 0.0
 
 
 def _document_evidence(scores: np.ndarray, doc_of: np.ndarray) -> np.ndarray:
-    """For each chunk, the mean of its document's two best chunk scores.
+    """For each chunk, the mean of its document's two best chunk scores (over a whole-index score array:
+    the reference that ``Retriever._fuse`` reproduces per candidate document, and the tests compare with).
 
     A section of a document that answers the question from several sides outranks a lone passage that
     happens to share the words: on SweFAQ, SweQUAD-MC and the eval set it raised nDCG@10 on all three
@@ -176,6 +217,7 @@ def _document_evidence(scores: np.ndarray, doc_of: np.ndarray) -> np.ndarray:
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
+    """z-scores over the whole array: the reference for the summaries-based statistics of ``_fuse``."""
     std = float(x.std()) if x.size else 0.0
     return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
 

@@ -161,6 +161,15 @@ class ChunkStore:
                 out[id_] = np.asarray(vec, dtype=np.float32)
         return out
 
+    def get(self, ids: list[str]) -> dict[str, Chunk]:
+        """The chunks of these ids (text and metadata, no vectors), by id."""
+        out: dict[str, Chunk] = {}
+        for start in range(0, len(ids), self.batch_size):
+            got = self.collection.get(ids=ids[start : start + self.batch_size], include=["documents", "metadatas"])
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                out[i] = _from_meta(i, d, m)
+        return out
+
     def chunks(self) -> list[Chunk]:
         chunks = [_from_meta(i, d, m) for got in self._pages(["documents", "metadatas"])
                   for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]

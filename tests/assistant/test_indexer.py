@@ -16,7 +16,10 @@ import pytest
 from assistant.indexer import IndexBuildError, build_index, current_generation
 from assistant.pipeline import Assistant
 from assistant.store import SERVER_PREFIX, ChunkStore, server_client
+from assistant.summaries import FILES
 from assistant.text import normalize_ws
+
+SERVED_FILES = sorted(["manifest.json", *FILES])  # a server generation's folder: no Chroma files
 
 NEW_DOC = """\
 # Ny vägledning
@@ -93,9 +96,9 @@ def test_first_build_indexes_every_format(corpus, settings_for, embedder, deploy
     assert report.chunks == report.chunks_embedded == len(chunks)
     assert set(_by_source(chunks)) == set(sources)
     assert _current(settings) in _generations(settings)
-    if settings.chroma_url:  # the vectors went to the server: the generation folder holds the manifest only
+    if settings.chroma_url:  # the vectors went to the server: the folder holds the manifest and the summaries
         gen = current_generation(settings.index_dir)
-        assert [p.name for p in gen.path.iterdir()] == ["manifest.json"]
+        assert sorted(p.name for p in gen.path.iterdir()) == SERVED_FILES
         assert SERVER_PREFIX + gen.path.name in _server_collections(settings)
 
     pdf = [c for c in chunks if c.source == "handbok.pdf"]

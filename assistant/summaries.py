@@ -1,0 +1,96 @@
+"""What serving needs from a generation besides Chroma, written at index time into the generation folder.
+
+Serving must not grow with the corpus, so nothing here is read whole into memory except what is small:
+
+    lexical/          the BM25 index (bm25s ``save``), opened memory-mapped; plus the compound vocabulary
+    chunk_ids.npy     chunk ids in chunk order (corpus folder, file, position): position -> id
+    id_sorted.npy     the same ids sorted, and id_position.npy their positions: id -> position
+    doc_start.npy     first position of each document (chunks of a document are contiguous), plus the end
+    dense_stats.npz   mean vector and covariance of all chunk vectors (fusion's dense mean and spread)
+
+All arrays are opened with ``mmap_mode="r"``; the covariance is dimension², not corpus-sized.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from assistant.lexical import LexicalIndex
+from assistant.types import Chunk
+
+LEXICAL = "lexical"
+FILES = ("chunk_ids.npy", "dense_stats.npz", "doc_start.npy", "id_position.npy", "id_sorted.npy", LEXICAL)
+
+
+def chunk_order(chunk: Chunk) -> tuple[str, str, int]:
+    """The order of positions: documents contiguous, their chunks in reading order."""
+    return (chunk.corpus_dir, chunk.source, chunk.position)
+
+
+def write(folder: Path, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    """``chunks`` in ``chunk_order`` with their vectors (row i is chunk i)."""
+    ids = np.array([c.id.encode() for c in chunks], dtype="S")
+    order = np.argsort(ids, kind="stable")
+    np.save(folder / "chunk_ids.npy", ids)
+    np.save(folder / "id_sorted.npy", ids[order])
+    np.save(folder / "id_position.npy", order.astype(np.int64))
+    keys = [(c.corpus_dir, c.source) for c in chunks]
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    np.save(folder / "doc_start.npy", np.array([*starts, len(keys)], dtype=np.int64))
+    np.savez(folder / "dense_stats.npz", **dense_stats(vectors))
+    LexicalIndex([c.embedding_text() for c in chunks]).save(folder / LEXICAL)
+
+
+def dense_stats(vectors: np.ndarray, batch: int = 8192) -> dict[str, np.ndarray]:
+    """Mean μ and population covariance Σ of the rows, in float64 and centred (two passes), so that
+    μ·q and sqrt(qᵀΣq) are the mean and standard deviation of the cosines X·q to well below 1e-6."""
+    n, dim = vectors.shape
+    total = np.zeros(dim)
+    for start in range(0, n, batch):
+        total += vectors[start : start + batch].astype(np.float64).sum(axis=0)
+    mean = total / max(n, 1)
+    cov = np.zeros((dim, dim))
+    for start in range(0, n, batch):
+        centred = vectors[start : start + batch].astype(np.float64) - mean
+        cov += centred.T @ centred
+    return {"mean": mean, "cov": cov / max(n, 1), "count": np.array(n)}
+
+
+class Summaries:
+    """The memory-mapped side files of one generation."""
+
+    def __init__(self, folder: Path):
+        self.chunk_ids = np.load(folder / "chunk_ids.npy", mmap_mode="r")
+        self.id_sorted = np.load(folder / "id_sorted.npy", mmap_mode="r")
+        self.id_position = np.load(folder / "id_position.npy", mmap_mode="r")
+        self.doc_start = np.load(folder / "doc_start.npy", mmap_mode="r")
+        with np.load(folder / "dense_stats.npz") as stats:
+            self.mean, self.cov = stats["mean"], stats["cov"]
+        self.size = len(self.chunk_ids)
+        self.lexical = LexicalIndex.load(folder / LEXICAL)
+
+    def positions(self, ids: list[str]) -> list[int | None]:
+        """Position of each id (None for an id this generation does not hold)."""
+        if not ids or not self.size:
+            return [None] * len(ids)
+        wanted = np.array([i.encode() for i in ids], dtype="S")
+        at = np.minimum(np.searchsorted(self.id_sorted, wanted), self.size - 1)
+        found = self.id_sorted[at] == wanted
+        return [int(self.id_position[a]) if ok else None for a, ok in zip(at, found, strict=True)]
+
+    def ids(self, positions) -> list[str]:
+        return [self.chunk_ids[p].decode() for p in positions]
+
+    def document(self, position: int) -> int:
+        return int(np.searchsorted(self.doc_start, position, side="right")) - 1
+
+    def document_positions(self, doc: int) -> range:
+        return range(int(self.doc_start[doc]), int(self.doc_start[doc + 1]))
+
+    def dense_moments(self, query: np.ndarray) -> tuple[float, float]:
+        """Mean and standard deviation of the query's cosine with every chunk, from μ and Σ."""
+        q = np.asarray(query, dtype=np.float64)
+        variance = float(q @ self.cov @ q)
+        return float(self.mean @ q), float(np.sqrt(variance)) if variance > 0 else 0.0
