@@ -117,7 +117,7 @@ class Retriever:
             found = self.index.store.query(qvec, n)
             rankings.append([p for p in summaries.positions([i for i, _ in found]) if p is not None])
             timings["dense"] = (time.perf_counter() - t) * 1000
-        lexical_all = np.zeros(self.index.size, dtype=np.float32)
+        lexical_all = np.zeros(0, dtype=np.float32)  # set whenever fusion needs it (hybrid)
         lexical_scores: dict[int, float] = {}
         if mode in ("lexical", "hybrid"):
             t = time.perf_counter()
