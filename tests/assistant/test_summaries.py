@@ -3,12 +3,14 @@ whole-index computation (every vector and the BM25 index in memory), kept below 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from assistant.evaluation import load_questions
+from assistant.indexer import NoIndexError, build_index, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.pipeline import Assistant
 from assistant.retrieval import LoadedIndex, Retriever, _document_evidence, _standardise
@@ -113,3 +115,11 @@ def test_ids_map_to_positions_and_documents(shipped):
         doc = summaries.document(p)
         same = [c.id for c in chunks if (c.corpus_dir, c.source) == (chunks[p].corpus_dir, chunks[p].source)]
         assert summaries.ids(summaries.document_positions(doc)) == same
+
+
+def test_a_generation_without_its_summaries_is_no_index(corpus, settings_for, embedder):
+    settings = settings_for(corpus.dir)
+    build_index(settings, embedder)
+    shutil.rmtree(current_generation(settings.index_dir).path / "lexical")
+    with pytest.raises(NoIndexError, match="ofullständigt"):
+        LoadedIndex.open(settings, embedder)
