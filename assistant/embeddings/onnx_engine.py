@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -473,13 +474,26 @@ def _quantize(spec: ModelSpec, source: Path, target: Path) -> dict[str, Any]:
             "tries": [round(a, 5) for a, _ in tried]}
 
 
+class _NoPreprocessHint(logging.Filter):
+    """onnxruntime's quantizer logs "Please consider to run pre-processing before quantization" on the root
+    logger at every call; the export already ran the optimizer, so the hint is noise on every first start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def _quantize_dynamic(source: Path, target: Path, excluded: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=list(excluded),
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    hint = _NoPreprocessHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=list(excluded),
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.getLogger().removeFilter(hint)
 
 
 def _float_reference(spec: ModelSpec, source: Path) -> tuple[np.ndarray, list[str]]:

@@ -151,7 +151,8 @@ def test_answer_text_has_no_line_breaks_inside_sentences(served):
 def test_number_question_answered_with_the_number(served):
     answer = served.assistant.ask("Upp till vilket belopp får en kommun direktupphandla?")
     assert not answer.abstained
-    assert answer.answer.startswith("Direktupphandlingsgränsen i LOU är 700 000 kronor")  # the answer leads
+    first = answer.answer.split(" [1]")[0]  # the answering sentence leads, with the amount asked for
+    assert "700 000 kronor" in first
 
 
 def test_number_question_the_documents_do_not_answer_is_refused(served):
