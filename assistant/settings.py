@@ -41,13 +41,14 @@ class Settings:
     # inference engine: "onnx" (ONNX Runtime fp32, no torch at run time), "onnx-int8" (int8 weights, fails
     # the quality bar of issue 11: vector cosine < 0.995 to the reference) or "torch" (sentence-transformers)
     engine: str = "onnx"
-    # the learned relevance model (assistant/relevance.py): "onnx" (fp32) or "onnx-int8" (int8 weights,
-    # ~2x the pairs per second; chosen in README "Answer policy" on the dev sets and the latency budget)
-    relevance_engine: str = "onnx-int8"
+    # the learned relevance model (assistant/relevance.py): "onnx" (fp32) or "onnx-int8" (~1.7x the pairs
+    # per second, same dev-set figures, but dynamic int8 scales activations per batch, so a sentence's score
+    # depends on the other sentences scored with it: 12 of 40 eval answers changed with the batch)
+    relevance_engine: str = "onnx"
     # chunking: tokens of the model's tokenizer, prefix and title line included
     chunk_tokens: int = 200
     # Limits per corpus file, so one file cannot hold the index lock for hours or exhaust memory. Indexing
-    # runs at ~3-10 chunks/s on 2 cores (chunks and their sentences embedded): SKR's ~100-page handbook is
+    # runs at ~10-25 chunks/s on 2 cores (chunks only since issue 10): SKR's ~100-page handbook is
     # ~300 000 characters (~400 chunks, about a minute), a dense 300-page municipal report ~900 000
     # (~1 200 chunks, a few minutes). The defaults let both through with room to spare and stop a 50 MB text
     # file (~65 000 chunks: hours) before it is embedded. A file over a limit is skipped with its reason.
