@@ -83,8 +83,8 @@ _TABLE_ROW = re.compile(r"^\s*\|")
 _LIST_STUB = re.compile(r":\s*$")
 # Sentences about the document itself ("Den här vägledningen riktar sig till …") never answer a question.
 _ABOUT_DOCUMENT = re.compile(
-    r"^(det här|den här|detta|denna|här) (dokument\w*|vägledning\w*|text\w*|avsnitt\w*|kapitl\w*|"
-    r"handbok\w*|sammanställning\w*|ordlista\w*|rapport\w*|beskrivs)\b",
+    r"^(det här|den här|detta|denna|här) (dokument\w*|vägledning\w*|text\w*|avsnitt\w*|kapit\w*|"
+    r"handbok\w*|sammanställning\w*|ordlista\w*|rapport\w*|fall(et)?|exempl\w*|bilag\w*|beskrivs)\b",
     re.I,
 )
 
