@@ -85,9 +85,9 @@ def test_a_build_in_another_process_switches_every_server_reader(corpus, setting
     assert {SERVER_PREFIX + first, SERVER_PREFIX + second} <= names  # the previous one is kept for a while
 
 
-def test_an_embedded_index_is_not_served_from_a_server_and_is_rebuilt_there(tiny_corpus, settings_for, embedder,
+def test_an_embedded_index_is_not_served_from_a_server_and_is_rebuilt_there(tiny, settings_for, embedder,
                                                                             chroma_server):
-    embedded = settings_for(tiny_corpus)
+    embedded = settings_for(tiny)
     first = build_index(embedded, embedder)
     server = embedded.with_(chroma_url=chroma_server)
     with pytest.raises(IndexMismatchError):
@@ -98,9 +98,9 @@ def test_an_embedded_index_is_not_served_from_a_server_and_is_rebuilt_there(tiny
     assert hits[0].chunk.source == "reserverade.md"
 
 
-def test_a_generation_whose_collection_is_gone_is_reported_and_rebuilt(tiny_corpus, settings_for, embedder,
+def test_a_generation_whose_collection_is_gone_is_reported_and_rebuilt(tiny, settings_for, embedder,
                                                                        chroma_server):
-    settings = settings_for(tiny_corpus, chroma_url=chroma_server)
+    settings = settings_for(tiny, chroma_url=chroma_server)
     first = build_index(settings, embedder)
     # the server lost the collection (or ASSISTANT_CHROMA_URL now names another server)
     server_client(settings).delete_collection(SERVER_PREFIX + current_generation(settings.index_dir).path.name)
@@ -133,14 +133,3 @@ def test_add_and_read_more_chunks_than_one_chroma_batch(tmp_path, deployment):
 def test_a_malformed_chroma_url_is_refused(url):
     with pytest.raises(ValueError, match="ASSISTANT_CHROMA_URL"):
         server_client(Settings(chroma_url=url))
-
-
-@pytest.fixture
-def tiny_corpus(tmp_path):
-    folder = tmp_path / "liten"
-    folder.mkdir()
-    (folder / "reserverade.md").write_text(
-        "# Reserverade kontrakt\n\nMinst 30 procent av de anställda ska ha funktionsnedsättning.\n",
-        encoding="utf-8")
-    (folder / "iop.txt").write_text("Idéburet offentligt partnerskap är en samverkansform.\n", encoding="utf-8")
-    return folder
