@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from processes import stop
 
 from assistant.embeddings import load_embedder
 from assistant.settings import Settings
@@ -283,12 +284,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
 
 
 def _heartbeat(url: str) -> bool:

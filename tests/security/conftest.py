@@ -21,7 +21,6 @@ import contextlib
 import http.server
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+from processes import stop
 from sec_corpus import write_security_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,14 +62,7 @@ class Server:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (a normal shutdown, so cleanup runs), then wait; kill only if it hangs."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop(self.proc, timeout)
 
 
 @contextlib.contextmanager

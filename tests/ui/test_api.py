@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from processes import stop
 
 from assistant.cli import cli
 from assistant.indexer import MANIFEST
@@ -88,12 +89,7 @@ def _serve(root: Path, corpus: Path, index: Path, host: str, env_extra: dict[str
             time.sleep(0.5)
         yield Live(url, corpus, index, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

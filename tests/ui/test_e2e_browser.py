@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from processes import stop
 from ui_corpus import write_ui_corpus
 
 pytestmark = pytest.mark.browser
@@ -102,12 +103,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             time.sleep(0.5)
         yield Server(url, corpus, root / "feedback.sqlite3", log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
