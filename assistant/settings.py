@@ -48,7 +48,7 @@ class Settings:
     # chunking: tokens of the model's tokenizer, prefix and title line included
     chunk_tokens: int = 200
     # Limits per corpus file, so one file cannot hold the index lock for hours or exhaust memory. Indexing
-    # runs at ~10-25 chunks/s on 2 cores (chunks only since issue 10): SKR's ~100-page handbook is
+    # runs at ~10-40 chunks/s on 2 cores (only chunks are embedded): SKR's ~100-page handbook is
     # ~300 000 characters (~400 chunks, about a minute), a dense 300-page municipal report ~900 000
     # (~1 200 chunks, a few minutes). The defaults let both through with room to spare and stop a 50 MB text
     # file (~65 000 chunks: hours) before it is embedded. A file over a limit is skipped with its reason.
