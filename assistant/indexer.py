@@ -38,7 +38,7 @@ from chromadb.errors import NotFoundError
 
 from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
-from assistant.embeddings import Embedder
+from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
 from assistant.store import ChunkStore, drop_generation
 from assistant.types import Chunk, IndexReport, SkippedFile
@@ -69,7 +69,7 @@ class Generation:
         return self.manifest.get("files", {})
 
 
-def build_config(settings: Settings, embedder: Embedder) -> dict:
+def build_config(settings: Settings, embedder: TextEmbedder) -> dict:
     """What must be equal for an existing index to be reused; anything else means a full rebuild."""
     config = {
         "format": FORMAT,
@@ -132,7 +132,7 @@ def _check_corpora(corpus_dirs: tuple[Path, ...]) -> loaders.Discovery:
     return found
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: Progress | None = None) -> IndexReport:
+def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None = None) -> IndexReport:
     started = time.perf_counter()
     progress = progress or (lambda stage, done, total: None)
     discovery = _check_corpora(settings.corpus_dirs)
@@ -224,7 +224,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: Progress | Non
         return report
 
 
-def _embed(embedder: Embedder, texts: list[str], stage: str, progress: Progress) -> np.ndarray:
+def _embed(embedder: TextEmbedder, texts: list[str], stage: str, progress: Progress) -> np.ndarray:
     parts = []
     step = max(embedder.batch_size * 4, 64)
     for start in range(0, len(texts), step):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from assistant import answer as extractive
 from assistant import policy
-from assistant.embeddings import Embedder, load_embedder
+from assistant.embeddings import TextEmbedder, load_embedder
 from assistant.indexer import Progress, build_index, current_generation, current_name
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
@@ -49,17 +49,18 @@ def retrieval_query(question: str, history: Sequence[str]) -> str:
 
 
 class Assistant:
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings | None = None, embedder: TextEmbedder | None = None,
+                 relevance: policy.SentenceScorer | None = None):
         self.settings = settings or Settings.from_env()
         self._embedder = embedder
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()
         self._documents: tuple[str, dict[str, dict]] | None = None
-        self._relevance: policy.SentenceScorer | None = None
+        self._relevance = relevance  # None: the learned model, loaded on first use
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
         if self._embedder is None:
             self._embedder = load_embedder(self.settings)
         return self._embedder
@@ -113,7 +114,8 @@ class Assistant:
 
     @property
     def relevance(self) -> policy.SentenceScorer:
-        """The learned Swedish relevance model (assistant.crossencoder), loaded on first use."""
+        """The learned Swedish relevance model (assistant.crossencoder), loaded on first use, unless the
+        constructor was given another scorer (the fast tests' stand-in)."""
         if self._relevance is None:
             with self._lock:
                 if self._relevance is None:

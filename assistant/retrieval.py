@@ -1,15 +1,17 @@
 """Retrieval over one index generation: dense (Chroma), lexical (BM25) and their fusion.
 
-Hybrid is z-score fusion: each retriever's scores standardised over the whole index (from statistics kept at
-index time, see ``Retriever._fuse``: serving never loads every chunk), weighted and summed,
-plus the evidence of the chunk's document (see ``Retriever._fuse``); reciprocal rank fusion (Cormack et
-al., 2009) is the alternative. The learned relevance model then reorders the best fused passages
-(assistant.policy.rerank, called by the pipeline).
+Hybrid (the default mode) fuses by z-scores (``zscore_fusion``, the default ``fusion``): each retriever's
+scores standardised over the whole index (from statistics kept at index time: serving never loads every
+chunk), weighted and summed, plus the evidence of the chunk's document (``with_document_evidence``).
+Reciprocal rank fusion (``rrf``; Cormack et al., 2009) is only the alternative (``ASSISTANT_FUSION=rrf``).
+The learned relevance model then reorders the best fused passages (assistant.policy.rerank, called by the
+pipeline).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -17,7 +19,7 @@ import numpy as np
 from chromadb.errors import NotFoundError
 from threadpoolctl import threadpool_limits
 
-from assistant.embeddings import Embedder
+from assistant.embeddings import TextEmbedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
@@ -35,14 +37,14 @@ class LoadedIndex:
     time (assistant.summaries). Opening it reads no chunk and no vector, so serving memory does not grow
     with the corpus: per question, search asks Chroma for candidates and fetches only what it scores."""
 
-    def __init__(self, generation: Generation, embedder: Embedder, settings: Settings | None = None):
+    def __init__(self, generation: Generation, embedder: TextEmbedder, settings: Settings | None = None):
         self.generation = generation
         self.store = ChunkStore(generation.path, embedder, settings)  # embedded, or on the Chroma server
         self.summaries = Summaries(generation.path)
         self.size = self.summaries.size
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder) -> LoadedIndex:
+    def open(cls, settings: Settings, embedder: TextEmbedder) -> LoadedIndex:
         gen = current_generation(settings.index_dir)
         if gen is None:
             raise NoIndexError(f"Inget index i {settings.index_dir}; kör `assistant index` först.")
@@ -92,7 +94,7 @@ class RetrievalResult:
 
 
 class Retriever:
-    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings):
+    def __init__(self, index: LoadedIndex, embedder: TextEmbedder, settings: Settings):
         # Our matrix products are small; multi-threaded OpenBLAS then busy-waits after each one and
         # steals the cores torch needs for the next query embedding (measured: 59 → 21 ms per search on
         # SweQUAD-MC with 2 cores). One BLAS thread for the whole process is the cheap fix.
@@ -180,17 +182,36 @@ class Retriever:
         if dw > 0:
             positions.update(q for d in set(docs.values()) for q in summaries.document_positions(d))
         dense = self._cosines(sorted(positions), qvec)
-        dense_mean, dense_std = summaries.dense_moments(qvec)
-        lexical_mean, lexical_std = (float(lexical.mean()), float(lexical.std())) if lexical.size else (0.0, 0.0)
-        fused = {p: (1 - w) * _z(dense[p], dense_mean, dense_std) + w * _z(float(lexical[p]), lexical_mean,
-                                                                            lexical_std) for p in positions}
+        fused = zscore_fusion(dense, summaries.dense_moments(qvec), lexical, w)
         if dw > 0:
-            evidence = {}
-            for d in set(docs.values()):
-                best = sorted((fused[q] for q in summaries.document_positions(d)), reverse=True)[:2]
-                evidence[d] = (best[0] + best[-1]) / 2  # see _document_evidence
-            return {p: fused[p] + dw * evidence[docs[p]] for p in candidates}, dense
+            members = {d: summaries.document_positions(d) for d in set(docs.values())}
+            return with_document_evidence(fused, {p: docs[p] for p in candidates}, members, dw), dense
         return {p: fused[p] for p in candidates}, dense
+
+
+def zscore_fusion(dense: Mapping[int, float], dense_moments: tuple[float, float], lexical: np.ndarray,
+                  weight: float) -> dict[int, float]:
+    """(1 - weight) · z(cosine) + weight · z(BM25) for each position of ``dense`` (position → cosine).
+
+    ``dense_moments`` is the (mean, spread) of the query's cosine over the whole index; ``lexical`` is the
+    query's BM25 score of every chunk, so its moments are exact. A retriever whose scores do not vary
+    (spread 0: say no chunk shares a term) contributes 0, not a division by zero."""
+    lexical_mean, lexical_std = (float(lexical.mean()), float(lexical.std())) if lexical.size else (0.0, 0.0)
+    return {p: (1 - weight) * _z(cos, *dense_moments) + weight * _z(float(lexical[p]), lexical_mean, lexical_std)
+            for p, cos in dense.items()}
+
+
+def with_document_evidence(fused: Mapping[int, float], document_of: Mapping[int, str],
+                           members: Mapping[str, Iterable[int]], weight: float) -> dict[int, float]:
+    """The fused score of each position in ``document_of`` plus ``weight`` times its document's evidence:
+    the mean of the document's two best fused scores (its one score when it has one chunk). ``members``
+    lists every position of each of those documents, all of which ``fused`` must score (see
+    ``_document_evidence``, the whole-index reference)."""
+    evidence = {}
+    for d in set(document_of.values()):
+        best = sorted((fused[q] for q in members[d]), reverse=True)[:2]
+        evidence[d] = (best[0] + best[-1]) / 2
+    return {p: fused[p] + weight * evidence[d] for p, d in document_of.items()}
 
 
 def _z(x: float, mean: float, std: float) -> float:

@@ -31,7 +31,7 @@ from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
-from assistant.embeddings import Embedder
+from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
 from assistant.types import Chunk
 
@@ -44,7 +44,7 @@ SERVER_PREFIX = "samverkan-"  # + generation name: a server holds every generati
 class ProjectEmbeddingFunction(EmbeddingFunction[Documents]):
     """Passage embeddings from our model; keeps Chroma from ever loading its downloading default."""
 
-    def __init__(self, embedder: Embedder | None = None, model: str = ""):
+    def __init__(self, embedder: TextEmbedder | None = None, model: str = ""):
         self.embedder = embedder
         self.model = embedder.name if embedder else model
 
@@ -129,7 +129,7 @@ class ChunkStore:
     ``create`` makes the collection (the indexer, for a new generation); otherwise it must exist, so a
     generation whose vectors are gone is an error rather than an empty index."""
 
-    def __init__(self, path: Path, embedder: Embedder | None, settings: Settings | None = None,
+    def __init__(self, path: Path, embedder: TextEmbedder | None, settings: Settings | None = None,
                  create: bool = False):
         self.path = path
         self.client, self.name = _client_and_name(path, settings)

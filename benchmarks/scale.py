@@ -6,9 +6,10 @@ memory for 1k, 10k and 100k chunks, embedded Chroma.
 Passages are SweQUAD-MC (training + dev) and SQuAD-sv (dev) from ../shared/bench, cut into pieces of at
 most ~100 words, plus deterministic variants (sentences reordered, a sentence of another piece added) to
 reach the count; ten pieces per Markdown file, one section each, so one piece is one chunk. Questions
-are the sets' own. The embedder is a STAND-IN: a deterministic hashing embedder (words hashed into a fixed
-random projection, 384 dimensions), so that 100k chunks embed in seconds; embedding time with the real
-model is in benchmarks/run.py, and search latency here excludes the query embedding anyway.
+are the sets' own. The embedder is a STAND-IN: the deterministic hashing embedder of
+assistant.embeddings.fake (words hashed into a fixed random projection, 384 dimensions), so that 100k
+chunks embed in seconds; embedding time with the real model is in benchmarks/run.py, and search latency
+here excludes the query embedding anyway.
 
 Each size is served by a fresh process; its RSS is reported above the same process serving a one-chunk
 index, in total and anonymous (private) memory: memory-mapped summaries count in RSS only as file pages
@@ -28,53 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import evalsets  # noqa: E402
 from assistant.embeddings import Embedder  # noqa: E402
+from assistant.embeddings.fake import fake_embedder  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
-from assistant.text import words  # noqa: E402
 
 PER_FILE = 10
 PIECE_WORDS = 100
 
 
-class HashingModel:
-    """The stand-in model: a bag of hashed words through a fixed random projection. Deterministic and fast;
-    related texts still get related vectors, so candidate sets and score spreads look like real ones."""
-
-    engine = "hashing-stand-in"
-    max_seq_length = 512
-
-    def __init__(self, dimension: int = 384, buckets: int = 8192):
-        self.projection = np.random.default_rng(12).standard_normal((buckets, dimension)).astype(np.float32)
-        self.buckets = buckets
-
-    def get_embedding_dimension(self) -> int:
-        return self.projection.shape[1]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split()) * 4 // 3 + 2
-
-    def encode(self, texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-               show_progress_bar=False) -> np.ndarray:
-        out = np.zeros((len(texts), self.projection.shape[1]), np.float32)
-        for row, text in enumerate(texts):
-            idx = [zlib.crc32(w.encode()) % self.buckets for w in words(text)]
-            if idx:
-                out[row] = self.projection[idx].sum(axis=0)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1)
-
-
 def stand_in_embedder() -> Embedder:
-    return Embedder(HashingModel(), name="hashing-stand-in", query_prefix="query: ", passage_prefix="passage: ")
+    # words only, as when these figures were measured; the tests' stand-in adds character n-grams
+    return fake_embedder(ngrams=(), name="hashing-stand-in")
 
 
 def pieces_and_questions(bench: Path) -> tuple[list[list[str]], list[str]]:

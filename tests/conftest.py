@@ -14,6 +14,16 @@
 * ``chroma_server``: a real Chroma server (``chroma run``) for the session, started on first use;
   ``deployment`` parametrizes a test over both stores: ``settings_for(folder, **deployment)`` is the
   embedded default in one run and that server in the other.
+* The fast tier's stand-ins (``make test-fast``): ``hashing_embedder`` (assistant.embeddings.fake),
+  ``overlap_scorer`` (tests/fakes.py, for the relevance model) and ``fake_served``, the small corpus
+  indexed and served with both: real loaders, chunker, Chroma, BM25, fusion and answer policy, no model.
+
+Tiers. ``slow`` marks the tests that load a real model or start a server; ``make test-fast`` runs
+``-m "not slow and not browser"``, ``make test`` runs everything. Using one of ``SLOW_FIXTURES`` marks a
+test slow (``pytest_collection_modifyitems`` below), so a new test on the real model needs no mark of its
+own; a test that reaches a model another way (the CLI in-process, a subprocess, a module fixture) carries
+an explicit ``slow`` mark. The fast tier cannot load a model by accident: outside ``slow`` and
+``browser`` tests, loading the embedding or the relevance model raises (``_forbid_models``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,9 @@ from pathlib import Path
 import pytest
 from processes import stop
 
+from assistant.embeddings import embedder as embedder_module
 from assistant.embeddings import load_embedder
+from assistant.embeddings.fake import fake_embedder
 from assistant.settings import Settings
 
 # --- the small corpus ---------------------------------------------------------------------------
@@ -191,6 +203,57 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+# --- tiers ---------------------------------------------------------------------------------------
+
+# Fixtures that load a real model, build an index with it or start a server: their users are slow.
+SLOW_FIXTURES = frozenset({
+    "embedder", "other_prefix_embedder", "model_dir", "reference_tokenizer", "served",  # the real models
+    "chroma_server", "deployment",  # a Chroma server
+    "trap", "public_server", "admin_server",  # tests/security: the chat server as a subprocess
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+class ModelInFastTestError(RuntimeError):
+    pass
+
+
+_fast_test: list[str] = []  # the node id of the running fast test, while one runs
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture of the test, module- and session-scoped ones included
+    _fast_test[:] = [] if item.get_closest_marker("slow") or item.get_closest_marker("browser") else [item.nodeid]
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _fast_test[:] = []
+
+
+def _forbid_models() -> None:
+    """Wrap the two model loaders: in a test that is not marked slow they raise, naming the test."""
+    from assistant import relevance
+
+    def guarded(load, what):
+        def call(*args, **kwargs):
+            if _fast_test:
+                raise ModelInFastTestError(f"{_fast_test[0]} loads {what}: mark it slow or use the stand-ins "
+                                           "(hashing_embedder, overlap_scorer, fake_served)")
+            return load(*args, **kwargs)
+        return call
+
+    embedder_module._load = guarded(embedder_module._load, "the embedding model")
+    relevance.RelevanceModel.__init__ = guarded(relevance.RelevanceModel.__init__, "the relevance model")
+
+
+_forbid_models()
+
+
 # --- fixtures ------------------------------------------------------------------------------------
 
 
@@ -320,6 +383,38 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder) -> Served:
     corpus = make_corpus(root / "corpus")
     settings = Settings(corpus_dirs=(corpus.dir,), index_dir=root / "index")
     assistant = Assistant(settings, embedder)
+    report = assistant.index()
+    return Served(corpus, settings, assistant, report)
+
+
+# --- the fast tier's stand-ins -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def hashing_embedder():
+    """The deterministic hashing embedder (assistant.embeddings.fake): no model, same vectors every run."""
+    return fake_embedder()
+
+
+@pytest.fixture
+def overlap_scorer():
+    """The relevance model's stand-in (tests/fakes.py): word overlap of question and sentence."""
+    from fakes import WordOverlapScorer
+
+    return WordOverlapScorer()
+
+
+@pytest.fixture(scope="session")
+def fake_served(tmp_path_factory: pytest.TempPathFactory, hashing_embedder) -> Served:
+    """``served`` with the stand-ins: the small corpus indexed and served without any model. Read-only."""
+    from fakes import WordOverlapScorer
+
+    from assistant.pipeline import Assistant
+
+    root = tmp_path_factory.mktemp("fake-served")
+    corpus = make_corpus(root / "corpus")
+    settings = Settings(corpus_dirs=(corpus.dir,), index_dir=root / "index")
+    assistant = Assistant(settings, hashing_embedder, WordOverlapScorer())
     report = assistant.index()
     return Served(corpus, settings, assistant, report)
 

@@ -18,7 +18,7 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +34,36 @@ log = logging.getLogger(__name__)
 
 def _is_e5(name: str) -> bool:
     return "e5" in Path(name).name.lower() or name == DEFAULT_MODEL
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """What indexing, the store and retrieval call on an embedder; ``Embedder`` is the model-backed one (a
+    real model, or the hashing stand-in of ``assistant.embeddings.fake`` for the fast tests)."""
+
+    name: str
+    batch_size: int
+
+    @property
+    def fingerprint(self) -> str:
+        """Equal for two embedders exactly when their vectors are comparable (kept in the index config)."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for a passage (the chunker's budget)."""
+        ...
+
+    def embed_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """One L2-normalised float32 row per text."""
+        ...
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
 
 class Embedder:

@@ -8,7 +8,16 @@ import pytest
 
 from assistant.indexer import NoIndexError, build_index
 from assistant.pipeline import Assistant, retrieval_query
-from assistant.retrieval import IndexMismatchError, LoadedIndex, rrf
+from assistant.retrieval import (
+    IndexMismatchError,
+    LoadedIndex,
+    Retriever,
+    _document_evidence,
+    _standardise,
+    rrf,
+    with_document_evidence,
+    zscore_fusion,
+)
 from assistant.settings import Settings
 
 PAGE2_QUESTION = "Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?"
@@ -119,12 +128,17 @@ def test_follow_up_questions_borrow_the_previous_question():
     assert retrieval_query("Och i LUF?", []) == "Och i LUF?"
 
 
-def test_follow_up_search_uses_history(served):
+def test_follow_up_search_and_relevance_read_the_previous_question(fake_served):
+    """History must reach both retrieval and the relevance model: alone, "Och i praktiken?" names nothing
+    the corpus is about; after a question on reserved contracts it is about reserved contracts."""
+    assistant = fake_served.assistant
     history = ["Vad gäller för reserverade kontrakt?"]
-    with_history, _ = served.assistant.search("Och i praktiken?", history=history)
-    joined, _ = served.assistant.search(retrieval_query("Och i praktiken?", history))
-    assert [h.chunk.id for h in with_history] == [h.chunk.id for h in joined]
-    assert (with_history[0].chunk.source, with_history[0].chunk.page) == ("handbok.pdf", 2)
+    alone, _ = assistant.search("Och i praktiken?")
+    followed, _ = assistant.search("Och i praktiken?", history=history)
+    assert (followed[0].chunk.source, followed[0].chunk.page) == ("handbok.pdf", 2)
+    assert (alone[0].chunk.source, alone[0].chunk.page) != ("handbok.pdf", 2)
+    assert assistant.relevance.calls[-1][0] == "Vad gäller för reserverade kontrakt? Och i praktiken?"
+    assert assistant.ask("Och i praktiken?", history=history).retrieval_query == assistant.relevance.calls[-1][0]
 
 
 def test_rrf_sums_reciprocal_ranks():
@@ -143,3 +157,50 @@ def test_document_evidence_is_the_mean_of_each_documents_two_best_chunks():
     scores = np.array([1.0, 3.0, 2.0, 5.0, 0.5, -1.0])
     doc_of = np.array([0, 0, 0, 1, 2, 2])
     assert _document_evidence(scores, doc_of).tolist() == [2.5, 2.5, 2.5, 5.0, -0.25, -0.25]
+
+
+# --- fusion: the pure functions and the served computation --------------------------------------------
+
+
+def test_zscore_fusion_standardises_each_retriever_over_the_whole_index():
+    cosines = np.array([0.9, 0.5, 0.4, 0.2])
+    bm25 = np.array([0.0, 6.0, 1.0, 1.0])
+    fused = zscore_fusion({0: 0.9, 1: 0.5}, (cosines.mean(), cosines.std()), bm25, weight=0.25)
+    expected = 0.75 * _standardise(cosines) + 0.25 * _standardise(bm25)
+    assert fused == pytest.approx({0: expected[0], 1: expected[1]})
+    assert fused[0] > fused[1]  # chunk 0 leads on cosine (z 1.57 vs 0), chunk 1 on BM25 (z 1.71 vs -0.85)
+    heavier = zscore_fusion({0: 0.9, 1: 0.5}, (cosines.mean(), cosines.std()), bm25, weight=0.75)
+    assert heavier[1] > heavier[0]  # the weight decides which lead counts
+    # weight 0 is the cosine's z-score alone, and a flat retriever contributes nothing
+    assert zscore_fusion({0: 0.9, 1: 0.5}, (0.5, 0.25), bm25, weight=0.0) == {0: 1.6, 1: 0.0}
+    flat = zscore_fusion({0: 0.9}, (0.5, 0.0), np.zeros(4), weight=0.25)
+    assert flat == {0: 0.0}
+
+
+def test_document_evidence_adds_the_mean_of_the_documents_two_best_fused_scores():
+    fused = {0: 1.0, 1: 3.0, 2: 2.0, 3: 5.0}
+    boosted = with_document_evidence(fused, {0: "a", 3: "b"}, {"a": [0, 1, 2], "b": [3]}, weight=0.5)
+    assert boosted == {0: 1.0 + 0.5 * 2.5, 3: 5.0 + 0.5 * 5.0}  # only the candidates are returned
+    scores, doc_of = np.array([1.0, 3.0, 2.0, 5.0]), np.array([0, 0, 0, 1])
+    assert [boosted[0] - 1.0, boosted[3] - 5.0] == (0.5 * _document_evidence(scores, doc_of)[[0, 3]]).tolist()
+
+
+@pytest.mark.parametrize("question", [PAGE2_QUESTION, "Vem samordnar de regionala nätverken?",
+                                      "Hur bakar man surdegsbröd?"])
+def test_hybrid_scores_are_the_whole_index_zscores_plus_document_evidence(fake_served, question):
+    """What search serves from the summaries equals the computation over every chunk and vector."""
+    index = fake_served.assistant.loaded_index
+    settings = fake_served.settings
+    result = Retriever(index, fake_served.assistant.embedder, settings).search(question, k=5, mode="hybrid")
+    cosines = index.vectors.astype(np.float64) @ result.query_vector.astype(np.float64)
+    bm25 = index.lexical.scores(question)
+    w = settings.lexical_weight
+    fused = (1 - w) * _standardise(cosines) + w * _standardise(bm25)
+    documents = sorted({(c.corpus_dir, c.source) for c in index.chunks})
+    doc_of = np.array([documents.index((c.corpus_dir, c.source)) for c in index.chunks])
+    fused = fused + settings.document_weight * _document_evidence(fused, doc_of)
+    by_id = {c.id: fused[i] for i, c in enumerate(index.chunks)}
+    assert [h.score for h in result.hits] == pytest.approx([by_id[h.chunk.id] for h in result.hits], abs=1e-5)
+    assert [h.dense for h in result.hits] == pytest.approx(
+        [cosines[[c.id for c in index.chunks].index(h.chunk.id)] for h in result.hits], abs=1e-5)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
