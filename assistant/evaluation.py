@@ -67,6 +67,29 @@ def dedupe_flags(keys: Iterable[Any], is_relevant: Callable[[Any], Any]) -> tupl
     return flags, len(seen)
 
 
+def refusal_metrics(answerable: Sequence[bool], abstained: Sequence[bool]) -> dict[str, float | None]:
+    """The refusal figures of a set, from each question's answerable flag and whether it was refused.
+
+    refusal_precision: refused unanswerable questions / refused questions (1.0 when none was refused);
+    refusal_recall: refused / unanswerable; answered_correct_rate and false_refusal_rate: answered and
+    refused answerable questions / answerable ones. None when the set has no question of the kind."""
+    pairs = list(zip(answerable, abstained, strict=True))
+    unanswerable = [refused for should, refused in pairs if not should]
+    answerable_refused = [refused for should, refused in pairs if should]
+    tp, fp = sum(unanswerable), sum(answerable_refused)
+    return {
+        "refusal_precision": (tp / (tp + fp) if tp + fp else 1.0) if unanswerable else None,
+        "refusal_recall": _ratio(tp, len(unanswerable)),
+        "answered_correct_rate": _ratio(len(answerable_refused) - fp, len(answerable_refused)),
+        "false_refusal_rate": _ratio(fp, len(answerable_refused)),
+    }
+
+
+def median_words(answers: Sequence[str]) -> float | None:
+    """Median length in words of these answers, without the [n] markers; None for no answer."""
+    return float(statistics.median(answer_words(a) for a in answers)) if answers else None
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return 0.0
@@ -214,10 +237,9 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
     relevance, n_rel = [], []
     facts_hit = facts_total = 0
     cites_ok = cites_total = 0
-    tp = fp = fn = 0
-    answered = answerable = 0
+    outcomes: list[tuple[bool, bool]] = []  # (answerable, refused) per question
+    answered_texts: list[str] = []
     latencies: list[float] = []
-    words: list[int] = []
     per_question = []
     limits = loaders.Limits.from_settings(assistant.settings)
     for i, q in enumerate(questions):
@@ -244,23 +266,21 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
             cites_ok += cite.verify(c, limits=limits) is None
         if not answer.abstained:
             row["words"] = answer_words(answer.answer)
-            words.append(row["words"])
+            answered_texts.append(answer.answer)
+        outcomes.append((should_answer, answer.abstained))
         if should_answer:
-            answerable += 1
-            answered += not answer.abstained
             facts = q.get("key_facts") or []
             # A refusal lists the nearest passages' titles: it carries no key fact, whatever they say.
             found = [f for f in facts if not answer.abstained and contains_fact(answer.answer, f)]
             facts_hit += len(found)
             facts_total += len(facts)
             row["missing_facts"] = [f for f in facts if f not in found]
-        tp += answer.abstained and not should_answer
-        fp += answer.abstained and should_answer
-        fn += (not answer.abstained) and not should_answer
         per_question.append(row)
     if progress:
         progress(len(questions), len(questions))
+    answerable = sum(should for should, _ in outcomes)
     unanswerable = len(questions) - answerable
+    refusals = refusal_metrics([should for should, _ in outcomes], [refused for _, refused in outcomes])
     return EvalReport(
         name=name,
         n_questions=len(questions),
@@ -271,11 +291,8 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         key_fact_coverage=_ratio(facts_hit, facts_total),
         citation_validity=cites_ok / cites_total if cites_total else 1.0,
         citations_checked=cites_total,
-        refusal_precision=(_ratio(tp, tp + fp) if tp + fp else 1.0) if unanswerable else None,
-        refusal_recall=_ratio(tp, tp + fn),
-        answered_correct_rate=_ratio(answered, answerable),
-        false_refusal_rate=_ratio(answerable - answered, answerable),
-        median_answer_words=float(statistics.median(words)) if words else None,
+        **refusals,
+        median_answer_words=median_words(answered_texts),
         latency_ms={"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                     "mean": statistics.fmean(latencies) if latencies else 0.0},
         per_question=per_question,

@@ -210,6 +210,8 @@ SLOW_FIXTURES = frozenset({
     "embedder", "other_prefix_embedder", "model_dir", "reference_tokenizer", "served",  # the real models
     "chroma_server", "deployment",  # a Chroma server
     "trap", "public_server", "admin_server",  # tests/security: the chat server as a subprocess
+    # module fixtures on a real model: test_crossencoder, test_e5_offline, tests/ui/test_app
+    "scorer", "cached_model", "built",
 })
 
 
@@ -237,7 +239,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 def _forbid_models() -> None:
     """Wrap the two model loaders: in a test that is not marked slow they raise, naming the test."""
-    from assistant import relevance
+    from assistant import crossencoder, relevance
 
     def guarded(load, what):
         def call(*args, **kwargs):
@@ -247,8 +249,11 @@ def _forbid_models() -> None:
             return load(*args, **kwargs)
         return call
 
-    embedder_module._load = guarded(embedder_module._load, "the embedding model")
+    # the two engines, not the cached ``_load``: its argument checks stay testable in the fast tier
+    embedder_module._lean_encoder = guarded(embedder_module._lean_encoder, "the embedding model")
+    embedder_module._torch_encoder = guarded(embedder_module._torch_encoder, "the embedding model (torch)")
     relevance.RelevanceModel.__init__ = guarded(relevance.RelevanceModel.__init__, "the relevance model")
+    crossencoder.load_scorer = guarded(crossencoder.load_scorer, "the relevance model (torch)")
 
 
 _forbid_models()

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assistant.lexical import STOPWORDS, stem
-from assistant.text import words
+from assistant.answer import content_stems
 
 
 class WordOverlapScorer:
     """A ``policy.SentenceScorer``: P(answers) = (share of the question's content stems in the sentence)².
 
-    Content stems are Snowball stems of the words that are not stop words (the lexical index's list). A
+    Content stems as ``answer.content_stems``: Snowball stems of the words that are not stop words. A
     sentence that shares no content word with the question scores 0, so a question about something the
     corpus never mentions is refused; the more of the question a sentence covers, the likelier it answers.
     Deterministic, and ``calls`` records what it was asked, for tests of the pipeline's wiring."""
@@ -30,6 +29,3 @@ class WordOverlapScorer:
             return np.zeros(len(candidates), np.float32)
         return np.array([(len(asked & content_stems(c.text)) / len(asked)) ** 2 for c in candidates], np.float32)
 
-
-def content_stems(text: str) -> set[str]:
-    return {stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1}

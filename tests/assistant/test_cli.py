@@ -26,6 +26,8 @@ ASK_KEYS = {"id", "question", "answer", "abstained", "citations", "mode", "timin
 ASK_OPTIONAL = {"nearest", "reason", "notice", "confidence"}
 CITATION_KEYS = {"n", "source", "title", "section", "page", "quote"}
 
+pytestmark = pytest.mark.slow  # the CLI loads the real model in-process (load_embedder), even to fail
+
 PAGE2_QUESTION = "Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?"
 UNRELATED = "Hur bakar man surdegsbröd?"
 

@@ -1,9 +1,12 @@
-"""assistant.evaluation: the answer-level metrics of issue 10 (key fact, refusals, answer length) measured on
-a tiny real index, the relevance rule, and the thresholds gate (which must reject a key naming no metric)."""
+"""assistant.evaluation, the CI gate: the metrics as pure functions, the answer-level metrics of issue 10 (key
+fact, refusals, answer length) measured on a tiny real index fake_served by the fast tier's stand-ins
+(``fake_served``: the metrics must agree with what the assistant answers, whichever model answers), the
+relevance rule, and the thresholds gate (which must reject a key naming no metric)."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 
@@ -17,8 +20,13 @@ from assistant.evaluation import (
     answer_words,
     check_thresholds,
     contains_fact,
+    dedupe_flags,
     evaluate,
     gold_match,
+    median_words,
+    percentile,
+    ranking_metrics,
+    refusal_metrics,
     validate_thresholds,
 )
 from assistant.settings import PROJECT_ROOT
@@ -37,15 +45,64 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def measured(served):
+def measured(fake_served):
     """The report, and what the assistant answers when asked directly (the reference the metrics must match)."""
-    report = evaluate(served.assistant, QUESTIONS, name="liten")
-    answers = [served.assistant.ask(q["question"]) for q in QUESTIONS]
+    report = evaluate(fake_served.assistant, QUESTIONS, name="liten")
+    answers = [fake_served.assistant.ask(q["question"]) for q in QUESTIONS]
     return report, answers
 
 
 def _words(text: str) -> int:
     return len(re.sub(r"\[\d+\]", " ", text).split())
+
+
+# --- the metrics as pure functions ------------------------------------------------------------------
+
+
+def test_ranking_metrics_by_hand():
+    # query 1: relevant at rank 2; query 2: at rank 1; query 3: at rank 11 only (outside every cut-off)
+    flags = [[False, True, False], [True], [False] * 10 + [True]]
+    m = ranking_metrics(flags)
+    assert m["recall@1"] == pytest.approx(1 / 3) and m["recall@5"] == m["recall@10"] == pytest.approx(2 / 3)
+    assert m["mrr@10"] == pytest.approx((1 / 2 + 1) / 3)
+    assert m["ndcg@10"] == pytest.approx((1 / math.log2(3) + 1 + 0) / 3)
+    # two relevant units, both found at ranks 1 and 3: the ideal ranking has them at 1 and 2
+    two = ranking_metrics([[True, False, True]], n_relevant=[2])
+    assert two["ndcg@10"] == pytest.approx((1 + 1 / 2) / (1 + 1 / math.log2(3)))
+    assert ranking_metrics([]) == {"recall@1": 0.0, "recall@5": 0.0, "recall@10": 0.0, "mrr@10": 0.0,
+                                   "ndcg@10": 0.0}
+
+
+def test_a_relevant_unit_counts_once_however_many_of_its_chunks_are_found():
+    units = {"a1": "A", "a2": "A", "b1": "B"}
+    flags, found = dedupe_flags(["a1", "x", "a2", "b1"], units.get)
+    assert flags == [True, False, True] and found == 2  # a2 repeats A: dropped, so B moves up to rank 3
+
+
+def test_refusal_figures_by_hand():
+    answerable = [True, True, True, False, False]
+    refused = [False, True, False, True, False]
+    assert refusal_metrics(answerable, refused) == pytest.approx({
+        "refusal_precision": 1 / 2,  # two refusals, one of an unanswerable question
+        "refusal_recall": 1 / 2,  # one of the two unanswerable questions refused
+        "answered_correct_rate": 2 / 3, "false_refusal_rate": 1 / 3})
+    # nothing refused: precision is vacuously 1; no unanswerable question: no precision or recall
+    assert refusal_metrics([True, False], [False, False])["refusal_precision"] == 1.0
+    only_answerable = refusal_metrics([True, True], [True, False])
+    assert only_answerable["refusal_precision"] is None and only_answerable["refusal_recall"] is None
+    assert only_answerable["false_refusal_rate"] == 0.5
+    only_unanswerable = refusal_metrics([False], [True])
+    assert only_unanswerable["answered_correct_rate"] is None and only_unanswerable["refusal_recall"] == 1.0
+    with pytest.raises(ValueError):
+        refusal_metrics([True], [])
+
+
+def test_median_words_and_percentiles():
+    assert median_words(["Ett två tre. [1]", "Ett. [1] Två. [2]", "Ett två tre fyra fem sex."]) == 3.0
+    assert median_words(["Ett två. [1]", "Ett två tre fyra. [1]"]) == 3.0  # the mean of the middle two
+    assert median_words([]) is None
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0 and percentile([5.0, 1.0, 3.0], 95) == 5.0
+    assert percentile([], 50) == 0.0
 
 
 def test_answer_words_ignore_citation_markers():
@@ -69,7 +126,7 @@ def test_relevance_rule_needs_file_section_and_span():
     assert gold_match("c.md", "Gränsen", "tio dagar", gold) is None
 
 
-def test_metrics_agree_with_the_answers_on_a_real_index(measured, served):
+def test_metrics_agree_with_the_answers_on_a_real_index(measured, fake_served):
     report, answers = measured
     answerable = [a for q, a in zip(QUESTIONS, answers, strict=True) if q["answerable"]]
     unanswerable = [a for q, a in zip(QUESTIONS, answers, strict=True) if not q["answerable"]]
@@ -91,28 +148,28 @@ def test_metrics_agree_with_the_answers_on_a_real_index(measured, served):
     assert by_id["surdeg"]["abstained"]
 
 
-def test_retrieval_counts_the_first_chunk_of_the_gold_file_holding_the_span(measured, served):
+def test_retrieval_counts_the_first_chunk_of_the_gold_file_holding_the_span(measured, fake_served):
     report, _ = measured
     assert report.retrieval_questions == 2  # the question without gold passages is not ranked
-    hits, _ = served.assistant.search(QUESTIONS[0]["question"], k=10)
+    hits, _ = fake_served.assistant.search(QUESTIONS[0]["question"], k=10)
     expected = next(h.rank for h in hits if h.chunk.source == "direktupphandling.md" and "700 000" in h.chunk.text)
     assert report.per_question[0]["gold_rank"] == expected
     assert report.retrieval["recall@10"] == pytest.approx(
         sum(row.get("gold_rank") is not None for row in report.per_question) / 2)
 
 
-def test_a_refusal_never_counts_as_carrying_the_key_fact(served):
+def test_a_refusal_never_counts_as_carrying_the_key_fact(fake_served):
     question = {"id": "x", "question": "Hur bakar man surdegsbröd?", "answerable": True,
                 "key_facts": [REFUSAL[:20]]}
-    report = evaluate(served.assistant, [question])
+    report = evaluate(fake_served.assistant, [question])
     [row] = report.per_question
     assert row["abstained"] and REFUSAL[:20] in row["answer"]  # the text holds it, the answer does not
     assert report.key_fact_coverage == 0.0 and row["missing_facts"] == [REFUSAL[:20]]
     assert report.false_refusal_rate == 1.0 and report.median_answer_words is None
 
 
-def test_a_set_without_unanswerable_questions_has_no_refusal_figures(served):
-    report = evaluate(served.assistant, QUESTIONS[:1])
+def test_a_set_without_unanswerable_questions_has_no_refusal_figures(fake_served):
+    report = evaluate(fake_served.assistant, QUESTIONS[:1])
     assert report.refusal_recall is None and report.refusal_precision is None
     assert check_thresholds(report, {"refusal_recall": 0.1}) == ["refusal_recall: mäts inte på det här frågesetet"]
 

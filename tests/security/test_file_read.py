@@ -100,6 +100,7 @@ def attack(server: Server, canaries: list[Path], secret: str) -> list[str]:
     return seen
 
 
+@pytest.mark.slow  # the chat server as a subprocess
 @pytest.mark.parametrize("which", ["public_server", "admin_server"])
 def test_no_event_returns_a_server_file(which: str, request: pytest.FixtureRequest, tmp_path: Path):
     server: Server = request.getfixturevalue(which)

@@ -152,6 +152,7 @@ def _loads_or_says_why(path: Path) -> bool:
     return True
 
 
+@pytest.mark.slow  # hypothesis: ~15 s of generated files
 def test_load_gives_a_document_or_a_load_error(seeds, tmp_path):
     folder = tmp_path / "fuzz"
     folder.mkdir()

@@ -61,6 +61,7 @@ def _docx_bytes(write_docx_file, tmp_path: Path, *, document_xml=None, extra: di
 # --- bytes ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the CLI in-process indexes with the real model
 def test_a_file_over_the_default_byte_limit_is_skipped_unread(tmp_path):
     corpus = _corpus(tmp_path)
     huge = corpus / "enorm.pdf"
@@ -74,6 +75,7 @@ def test_a_file_over_the_default_byte_limit_is_skipped_unread(tmp_path):
     assert report["added"] == ["bas.md"]
 
 
+@pytest.mark.slow  # the CLI in-process indexes with the real model
 def test_the_byte_limit_is_set_by_its_variable(tmp_path):
     corpus = _corpus(tmp_path)
     (corpus / "lang.md").write_text("# Lång\n\n" + SENTENCE * 30, encoding="utf-8")  # ~2.6 kB
@@ -87,6 +89,7 @@ def test_the_byte_limit_is_set_by_its_variable(tmp_path):
 # --- extracted characters -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the CLI in-process indexes with the real model
 @pytest.mark.parametrize("fmt", ["md", "txt", "html", "pdf", "docx"])
 def test_too_much_text_is_skipped_in_every_format(tmp_path, write_pdf_file, write_docx_file, fmt):
     corpus = _corpus(tmp_path)
@@ -118,6 +121,7 @@ def test_a_large_text_file_is_refused_under_the_default_limits(tmp_path):
 # --- chunks ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the CLI in-process indexes with the real model
 def test_too_many_chunks_is_skipped(tmp_path):
     corpus = _corpus(tmp_path)
     # a heading per line: little text, but every section is a chunk of its own
@@ -203,6 +207,7 @@ def test_zip_bomb_docx_is_refused_from_its_directory(tmp_path, write_docx_file):
         load(CorpusFile(path.parent, path))
 
 
+@pytest.mark.slow  # the CLI in-process indexes with the real model
 def test_docx_entry_count_and_unpacked_size_limits(tmp_path, write_docx_file):
     corpus = _corpus(tmp_path)
     many = {f"customXml/del{i}.xml": b"<x/>" for i in range(60)}

@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ADMIN_PASSWORD, GradioApi, new_session, start_server
 
 
@@ -14,6 +15,7 @@ def exports(tmpdir: Path) -> list[Path]:
     return sorted(tmpdir.glob("samverkan-export-*"))
 
 
+@pytest.mark.slow  # the chat server as a subprocess
 def test_export_folders_only_while_needed(tmp_path: Path):
     root = tmp_path / "server"
     stale = root / "tmp" / "samverkan-export-gammal"  # left by a run that was killed two hours ago
