@@ -211,7 +211,7 @@ SLOW_FIXTURES = frozenset({
     "chroma_server", "deployment",  # a Chroma server
     "trap", "public_server", "admin_server",  # tests/security: the chat server as a subprocess
     # module fixtures on a real model: test_crossencoder, test_e5_offline, tests/ui/test_app
-    "scorer", "cached_model", "built",
+    "scorer", "cached_model",
 })
 
 

@@ -13,8 +13,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from assistant.embeddings import Embedder
+from assistant.embeddings.fake import FAKE_MODEL
 from assistant.indexer import IndexBuildError, build_index, current_generation
 from assistant.pipeline import Assistant
+from assistant.retrieval import IndexMismatchError, LoadedIndex
+from assistant.settings import DEFAULT_MODEL
 from assistant.store import SERVER_PREFIX, ChunkStore, server_client
 from assistant.summaries import FILES
 from assistant.text import normalize_ws
@@ -360,3 +364,46 @@ def test_report_summary_and_json(tiny, settings_for, embedder):
                          "seconds", "rebuilt"}
     json.dumps(data)
     assert f"{report.chunks} avsnitt" in report.summary()
+
+
+# --- on the fast tier's stand-in embedder ----------------------------------------------------------
+
+
+def test_an_index_of_the_stand_in_is_never_served_by_or_mixed_with_another_model(tiny, settings_for,
+                                                                                 hashing_embedder):
+    settings = settings_for(tiny)
+    first = build_index(settings, hashing_embedder)
+    config = current_generation(settings.index_dir).manifest["config"]
+    assert config["model"] == hashing_embedder.fingerprint and FAKE_MODEL in config["model"]
+    # the very same vectors under the real model's name: refused for serving, rebuilt when indexing
+    impostor = Embedder(hashing_embedder.model, DEFAULT_MODEL, "query: ", "passage: ")
+    with pytest.raises(IndexMismatchError):
+        LoadedIndex.open(settings, impostor)
+    again = build_index(settings, impostor)
+    assert again.rebuilt and again.chunks_embedded == first.chunks
+    with pytest.raises(IndexMismatchError):
+        LoadedIndex.open(settings, hashing_embedder)
+
+
+def test_one_update_adds_changes_and_removes_and_embeds_only_what_changed(corpus, settings_for,
+                                                                           hashing_embedder):
+    settings = settings_for(corpus.dir)
+    first = build_index(settings, hashing_embedder)
+    (corpus.dir / "ny.md").write_text(NEW_DOC, encoding="utf-8")
+    corpus.markdown.write_text(corpus.markdown.read_text(encoding="utf-8").replace("700 000", "800 000"),
+                               encoding="utf-8")
+    corpus.html.unlink()
+
+    report = build_index(settings, hashing_embedder)
+    assert (report.added, report.updated, report.removed) == (["ny.md"], ["direktupphandling.md"],
+                                                              ["marknadsdialog.html"])
+    chunks = _assert_consistent(settings, hashing_embedder)
+    by_source = _by_source(chunks)
+    assert report.chunks_embedded == by_source["ny.md"] + by_source["direktupphandling.md"]
+    assert report.chunks == len(chunks) < first.chunks + by_source["ny.md"]
+    # the new generation serves the new text and no longer the old
+    assistant = Assistant(settings, hashing_embedder)
+    hits = assistant.retriever.search("Vem följer upp överenskommelsen varje höst?", k=3).hits
+    assert hits[0].chunk.source == "ny.md"
+    texts = " ".join(c.text for c in chunks)
+    assert "800 000" in texts and "700 000" not in texts and "marknadsdialog.html" not in by_source

@@ -158,3 +158,28 @@ def test_a_list_of_short_items_answers_as_one_verbatim_block():
     long_items = hit("Krav:\n- Minst 30 procent av de anställda ska vara missgynnade.\n"
                      "- Företaget ska återinvestera sin vinst i verksamheten.")
     assert all("\n" not in c.text for c in candidates([long_items]))
+
+
+# --- de-duplication: the same fact from two documents is quoted once ----------------------------------
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("Gränsen är 700 000 kronor enligt LOU.", "Gränsen är 700 000 kronor enligt LOU idag.", True),
+    ("Gränsen för direktupphandling är 700 000 kronor.", "Direktupphandling: gränsen är 700 000 kronor.", True),
+    # nearly the same words, another figure: a different fact, both may be quoted
+    ("Gränsen är 700 000 kronor enligt LOU.", "Gränsen är 615 312 kronor enligt LOU.", False),
+    ("Gränsen är 700 000 kronor enligt LOU.", "Kommunen ska dokumentera skälen till köpet.", False),
+    ("Avtalet löper i tre år.", "", False),
+])
+def test_same_content_means_nearly_the_same_words_and_the_same_figures(a, b, same):
+    assert policy._same_content(a, b) is same
+    assert policy._same_content(b, a) is same
+
+
+def test_a_repeated_fact_is_quoted_once_but_another_figure_is_kept():
+    h, other = hit("a"), hit("b", rank=2, cid="c2")
+    judged = [scored(h, 0, 0.9, "Gränsen är 700 000 kronor enligt LOU."),
+              scored(other, 0, 0.8, "Gränsen är 700 000 kronor enligt LOU sedan 2022."),  # 2022: a new figure
+              scored(other, 3, 0.8, "Gränsen är 700 000 kronor enligt LOU idag.")]  # the first fact again
+    decision = decide([h, other], judged)
+    assert [(c.hit.chunk.id, c.index) for c in decision.sentences] == [("c1", 0), ("c2", 0)]

@@ -1,4 +1,5 @@
-"""The chat's event handlers in-process, over a real index of the small UI corpus (no browser)."""
+"""The chat's event handlers in-process, over a real index of the small UI corpus (no browser), served by
+the fast tier's stand-ins for the two models (assistant.embeddings.fake, tests/fakes.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+from fakes import WordOverlapScorer
 from ui_corpus import write_ui_corpus
 
-from assistant.embeddings import load_embedder
+from assistant.embeddings.fake import fake_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from ui.app import SEARCHING, TEXT_ONLY, ChatApp, build, message_text, text_chatbot, text_messages
@@ -27,19 +29,19 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("app")
     corpus = write_ui_corpus(root / "corpus")
     settings = Settings(corpus_dirs=(corpus,), index_dir=root / "index", feedback_db=root / "feedback.sqlite3")
-    assistant = Assistant(settings, load_embedder(settings))
+    assistant = Assistant(settings, fake_embedder(), WordOverlapScorer())
     assistant.index()
     return assistant
 
 
-def test_server_query_path_imports_no_torch(built):
+def test_server_query_path_imports_no_torch(served):
     """Issue 11: the chat app answers without torch, transformers or sentence-transformers (a new process:
-    this test session has them loaded for the reference tests)."""
+    this test session has them loaded for the reference tests). On the real models: ``served``'s index."""
     import json
     import subprocess
     import sys
 
-    s = built.settings
+    s = served.settings
     code = (
         "import json, sys\n"
         "from assistant.pipeline import Assistant\n"
@@ -153,7 +155,7 @@ def _tab_labels(demo: gr.Blocks) -> list[str]:
 
 def test_admin_tab_only_with_a_password(built):
     assert "Administration" not in _tab_labels(build(built))
-    with_admin = Assistant(built.settings.with_(admin_password="hemligt"), built.embedder)
+    with_admin = Assistant(built.settings.with_(admin_password="hemligt"), built.embedder, built.relevance)
     assert "Administration" in _tab_labels(build(with_admin))
 
 
@@ -161,7 +163,7 @@ def test_admin_actions(built, tmp_path: Path):
     corpus = tmp_path / "corpus"
     shutil.copytree(built.settings.corpus_dirs[0], corpus)
     settings = built.settings.with_(corpus_dirs=(corpus,), index_dir=tmp_path / "index", admin_password="hemligt")
-    assistant = Assistant(settings, built.embedder)
+    assistant = Assistant(settings, built.embedder, built.relevance)
     assistant.index()
     chat = ChatApp(assistant)
 
@@ -219,7 +221,7 @@ def test_chat_takes_text_only():
 
 
 def test_questions_are_escaped_and_capped(built):
-    chat = ChatApp(Assistant(built.settings.with_(max_question_chars=40), built.embedder))
+    chat = ChatApp(Assistant(built.settings.with_(max_question_chars=40), built.embedder, built.relevance))
     _box, messages = chat.add_question("  Gäller <b>LOU</b> & LOV?  ", [])
     assert messages == [{"role": "user", "content": "Gäller &lt;b&gt;LOU&lt;/b&gt; &amp; LOV?"}]
     with pytest.warns(UserWarning, match="Frågan är för lång"):  # gr.Warning outside an event: a warning
@@ -230,7 +232,7 @@ def test_questions_are_escaped_and_capped(built):
 
 
 def test_login_tokens_and_back_off(built):
-    chat = ChatApp(Assistant(built.settings.with_(admin_password="hemligt"), built.embedder))
+    chat = ChatApp(Assistant(built.settings.with_(admin_password="hemligt"), built.embedder, built.relevance))
 
     class Request:  # what Gradio's gr.Request offers: the client's address
         def __init__(self, host: str):
