@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install run index test lint bench eval clean
+.PHONY: install run index test test-fast lint bench eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,9 +22,15 @@ run: install
 index: install
 	$(VENV)/bin/assistant index
 
-# ruff, the test suite (pytest exits 5 when no test ran: make fails on it like on any failure),
-# then the regression gates, one process, one thresholds file per set: the evaluation set on the shipped
-# corpus and the committed slices of the external dev sets (eval/external: documents nobody here wrote).
+# The fast tier: no model, no server, no browser (the stand-ins of assistant/embeddings/fake.py and
+# tests/fakes.py); indexing, fusion, the answer policy, evaluation and the UI's handlers. Under 20 s.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+# Everything (what CI runs): ruff, the whole test suite with the slow and browser tiers (pytest exits 5
+# when no test ran: make fails on it like on any failure), then the regression gates, one process, one
+# thresholds file per set: the evaluation set on the shipped corpus and the committed slices of the
+# external dev sets (eval/external: documents nobody here wrote).
 test: install
 	sh scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check .
