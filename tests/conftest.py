@@ -210,8 +210,7 @@ SLOW_FIXTURES = frozenset({
     "embedder", "other_prefix_embedder", "model_dir", "reference_tokenizer", "served",  # the real models
     "chroma_server", "deployment",  # a Chroma server
     "trap", "public_server", "admin_server",  # tests/security: the chat server as a subprocess
-    # module fixtures on a real model: test_crossencoder, test_e5_offline, tests/ui/test_app
-    "scorer", "cached_model",
+    "scorer", "cached_model",  # module fixtures on a real model: test_crossencoder, test_e5_offline
 })
 
 
@@ -238,7 +237,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 def _forbid_models() -> None:
-    """Wrap the two model loaders: in a test that is not marked slow they raise, naming the test."""
+    """Wrap what loads a model: in a test that is not marked slow it raises, naming the test.
+
+    ONNX Runtime's session is the one door of both models on their default engines, whatever the project's
+    code around it looks like; the project's loaders are guarded too (when they exist), so a fresh machine
+    fails at once instead of first exporting a model for minutes; and the torch paths."""
+    import onnxruntime
+
     from assistant import crossencoder, relevance
 
     def guarded(load, what):
@@ -249,11 +254,15 @@ def _forbid_models() -> None:
             return load(*args, **kwargs)
         return call
 
-    # the two engines, not the cached ``_load``: its argument checks stay testable in the fast tier
-    embedder_module._lean_encoder = guarded(embedder_module._lean_encoder, "the embedding model")
-    embedder_module._torch_encoder = guarded(embedder_module._torch_encoder, "the embedding model (torch)")
-    relevance.RelevanceModel.__init__ = guarded(relevance.RelevanceModel.__init__, "the relevance model")
-    crossencoder.load_scorer = guarded(crossencoder.load_scorer, "the relevance model (torch)")
+    for owner, name, what in [
+        (onnxruntime.InferenceSession, "__init__", "an ONNX model"),
+        (embedder_module, "_lean_encoder", "the embedding model"),  # not the cached ``_load``: its argument
+        (embedder_module, "_torch_encoder", "the embedding model (torch)"),  # checks stay testable
+        (relevance, "load_relevance_model", "the relevance model"),
+        (crossencoder, "load_scorer", "the relevance model (torch)"),
+    ]:
+        if hasattr(owner, name):
+            setattr(owner, name, guarded(getattr(owner, name), what))
 
 
 _forbid_models()

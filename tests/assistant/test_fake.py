@@ -4,7 +4,6 @@ relevance model's): deterministic, normalised, and similar texts get similar vec
 from __future__ import annotations
 
 import numpy as np
-from fakes import WordOverlapScorer
 
 from assistant.embeddings import Embedder, TextEmbedder
 from assistant.embeddings.fake import FAKE_MODEL, HashingEncoder, fake_embedder
@@ -55,8 +54,8 @@ def _candidate(text: str) -> Candidate:
     return Candidate(Hit(Chunk("c1", text, "a.md", "/korpus", "Titel", "", None, 0), 1.0), 0, text)
 
 
-def test_overlap_scorer_grows_with_the_share_of_the_question_a_sentence_covers():
-    scorer = WordOverlapScorer()
+def test_overlap_scorer_grows_with_the_share_of_the_question_a_sentence_covers(overlap_scorer):
+    scorer = overlap_scorer
     question = "Vem samordnar de regionala nätverken?"
     sentences = ["Regionala nätverk samordnas av en samordnare i varje län.",  # all three content stems
                  "Nätverken möts två gånger per år.",  # one of three
