@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import REFUSAL, display_sentence, refusal_text
+from assistant.answer import REFUSAL, REFUSAL_HINT, compose, display_sentence, refusal_text
 from assistant.cite import verify
+from assistant.policy import Candidate
 from assistant.text import normalize_ws, split_sentences
+from assistant.types import Chunk, Hit
 
 ANSWERABLE = [
     ("Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?", "handbok.pdf"),
@@ -160,3 +162,34 @@ def test_number_question_the_documents_do_not_answer_is_refused(served):
     answer = served.assistant.ask("Vad kostar det att delta i de regionala nätverken för sociala företag?")
     assert answer.abstained and answer.citations == []
     assert answer.answer.splitlines()[0] == REFUSAL
+
+
+# --- composition, directly (no index, no model) ------------------------------------------------------
+
+
+def _hit(text: str, source: str = "a.md", page: int | None = None, metadata: dict | None = None) -> Hit:
+    return Hit(Chunk("c-" + source, text, source, "/korpus", "Titel", "Kapitel > Avsnitt", page, 0,
+                     metadata or {}), 1.0)
+
+
+def test_compose_numbers_the_quotes_and_shows_them_without_list_marks_or_source_notes():
+    md = _hit("- Gränsen är 700 000 kronor (källa: S54)\nMer text.", metadata={"valid_as_of": "2026-11-01"})
+    pdf = _hit("Minst 30 procent ska vara missgynnade.", "b.pdf", page=2)
+    chosen = [Candidate(md, 0, "- Gränsen är 700 000 kronor (källa: S54)"),
+              Candidate(pdf, 0, "Minst 30 procent ska vara missgynnade.")]
+    text, citations = compose(chosen)
+    assert text == "Gränsen är 700 000 kronor. [1] Minst 30 procent ska vara missgynnade. [2]"
+    assert [(c.n, c.source, c.page, c.quote) for c in citations] == [
+        (1, "a.md", None, "- Gränsen är 700 000 kronor (källa: S54)"),  # the quote stays verbatim
+        (2, "b.pdf", 2, "Minst 30 procent ska vara missgynnade.")]
+    assert (citations[0].valid_as_of, citations[0].last_checked, citations[1].valid_as_of) == ("2026-11-01", None,
+                                                                                               None)
+    assert citations[0].context == md.chunk.text and citations[0].section == "Kapitel > Avsnitt"
+
+
+def test_refusal_text_gives_the_reason_then_where_the_nearest_passages_are():
+    nearest = [_hit("x", "handbok.pdf", page=3), _hit("y", "anteckningar.txt")]
+    assert refusal_text(nearest, "Frågan gäller ett belopp.").splitlines() == [
+        REFUSAL, "Frågan gäller ett belopp.", REFUSAL_HINT,
+        "- Titel – Kapitel > Avsnitt, s. 3 (handbok.pdf)", "- Titel – Kapitel > Avsnitt (anteckningar.txt)"]
+    assert refusal_text([]) == REFUSAL  # nothing near: no hint about passages below
