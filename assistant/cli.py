@@ -53,6 +53,9 @@ def _progress_bar():
 
 
 def _assistant(settings: Settings, build_if_missing: bool = True):
+    from assistant.embeddings.embedder import prefetch_tokenizer
+
+    prefetch_tokenizer(settings)  # loads on the other core while the imports below run (~1 s saved)
     from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)
