@@ -174,9 +174,7 @@ def search(question, top_k, history, mode, corpus_dirs, index_dir, as_json, batc
             click.echo(json.dumps(search_json(id_, q, hits, timings), ensure_ascii=False))
         else:
             for h in hits:
-                page = f", s. {h.chunk.page}" if h.chunk.page else ""
-                click.echo(f"{h.rank}. [{h.score:.4f}] {h.chunk.title} – {h.chunk.section}{page} "
-                           f"({h.chunk.source})")
+                click.echo(f"{h.rank}. [{h.score:.4f}] {h.chunk.location()}")
                 click.echo("   " + h.chunk.text[:300].replace("\n", " "))
 
 
@@ -203,8 +201,7 @@ def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
         if answer.citations:
             click.echo("\nKällor:")
             for c in answer.citations:
-                page = f", s. {c.page}" if c.page else ""
-                click.echo(f"[{c.n}] {c.title} – {c.section}{page} ({c.source})")
+                click.echo(f"[{c.n}] {c.location()}")
                 click.echo(f"    ”{c.quote}”")
 
 
