@@ -200,7 +200,8 @@ def _allowed(field: Any) -> str:
         return f"välj {', '.join(choices[:-1])} eller {choices[-1]}"
     kind = {int: "ett heltal", float: "ett tal"}.get(annotation)
     if kind is None:
-        return ""
+        hint = str(annotation)
+        return f"mappar åtskilda av {os.pathsep}" if "tuple" in hint else "en sökväg" if "Path" in hint else "en text"
     ge = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
     gt = next((m.gt for m in field.metadata if isinstance(m, Gt)), None)
     le = next((m.le for m in field.metadata if isinstance(m, Le)), None)
@@ -212,13 +213,14 @@ def _allowed(field: Any) -> str:
 
 
 def _explain(cls: type[Settings], exc: ValidationError) -> str:
-    lines = []
+    lines: dict[str, str] = {}  # one line per setting (a union type gives one error per member)
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else ""
         field = cls.model_fields.get(name)
         if field is None:  # a misspelt keyword in code, not a variable
-            lines.append(f"okänd inställning {name!r}")
+            lines.setdefault(name, f"okänd inställning {name!r}")
             continue
-        allowed = _allowed(field) or error["msg"]
-        lines.append(f"{PREFIX}{name.upper()}={error['input']!r} är inte ett giltigt värde ({allowed})")
-    return "\n".join(lines)
+        value = repr(error["input"]) if field.repr else "***"  # a secret is not echoed, even when wrong
+        allowed = _allowed(field)
+        lines.setdefault(name, f"{PREFIX}{name.upper()}={value} är inte ett giltigt värde ({allowed})")
+    return "\n".join(lines.values())

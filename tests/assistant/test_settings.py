@@ -233,6 +233,9 @@ def test_secrets_stay_out_of_the_repr():
     assert "top_k=5" in shown
     for secret in ("nyckel-llm", "lösen-admin", "nyckel-api", "nyckel-chroma"):
         assert secret not in shown
+    with pytest.raises(SettingsError) as caught:
+        Settings(llm_api_key=987654)  # not even a wrong secret is echoed
+    assert str(caught.value) == "ASSISTANT_LLM_API_KEY=*** är inte ett giltigt värde (en text)"
 
 
 @pytest.mark.parametrize("command", ["ask", "serve"])
