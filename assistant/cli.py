@@ -198,6 +198,8 @@ def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
             click.echo(json.dumps(answer.to_json(id_), ensure_ascii=False))
             continue
         click.echo(answer.answer)
+        if answer.notice:  # e.g. the LLM could not be reached and quotes are shown instead
+            click.echo(f"\nObs: {answer.notice}")
         if answer.citations:
             click.echo("\nKällor:")
             for c in answer.citations:

@@ -212,15 +212,16 @@ class Assistant:
                 notice = LLM_UNCITED
                 log.warning("the LLM answer cited no passage; the quoted sentences are shown instead")
             except llm.LLMError as exc:
-                # a broken LLM must not break answers, but nobody should think it is working
+                # a broken LLM must not break answers, but nobody should think it is working: a warning in
+                # the log for whoever runs it, a notice under the answer for whoever reads it
                 notice = LLM_FAILED
-                log.warning("LLM failed, the quoted sentences are shown instead: %s", exc)
+                log.warning("LLM (%s at %s) failed, the quoted sentences are shown instead: %s",
+                            self.settings.llm_provider, self.settings.llm_base_url or "its default address", exc)
         text, citations = extractive.compose(decision.sentences)
         return Answer(question, text, False, citations, "extractive", notice=notice)
 
 
-LLM_FAILED = ("Språkmodellen kunde inte nås, så svaret består av citerade meningar ur underlaget. "
-              "(The language model failed; showing quoted sentences.)")
+LLM_FAILED = "Språkmodellen kunde inte nås, så svaret består av citat ur dokumenten i stället."
 LLM_UNCITED = ("Språkmodellens svar hänvisade inte till underlaget och visas därför inte; här är de citerade "
                "meningarna i stället.")
 
