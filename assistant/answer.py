@@ -10,7 +10,7 @@ from typing import Protocol
 
 from assistant.lexical import STOPWORDS, stem
 from assistant.text import normalize_ws, words
-from assistant.types import Citation, Hit
+from assistant.types import Citation, Hit, dates
 
 REFUSAL = "Underlaget svarar inte på det."
 REFUSAL_HINT = "De närmaste avsnitten i underlaget finns nedan; de kan ge ledtrådar men besvarar inte frågan."
@@ -44,12 +44,8 @@ def display_sentence(sentence: str) -> str:
 
 def citation_for(n: int, hit: Hit, quote: str) -> Citation:
     c = hit.chunk
-    meta = c.metadata or {}
-    return Citation(
-        n=n, source=c.source, title=c.title, section=c.section, page=c.page, quote=quote,
-        corpus_dir=c.corpus_dir, context=c.text,
-        valid_as_of=_str_or_none(meta.get("valid_as_of")), last_checked=_str_or_none(meta.get("last_checked")),
-    )
+    return Citation(n=n, source=c.source, title=c.title, section=c.section, page=c.page, quote=quote,
+                    corpus_dir=c.corpus_dir, context=c.text, **dates(c.metadata))
 
 
 def compose(chosen: Sequence[Quoted]) -> tuple[str, list[Citation]]:
@@ -66,12 +62,5 @@ def compose(chosen: Sequence[Quoted]) -> tuple[str, list[Citation]]:
 
 def refusal_text(nearest: list[Hit], reason: str = "") -> str:
     lines = [REFUSAL, *([reason] if reason else []), *([REFUSAL_HINT] if nearest else [])]
-    for h in nearest:
-        where = " – ".join(p for p in (h.chunk.title, h.chunk.section) if p)
-        page = f", s. {h.chunk.page}" if h.chunk.page else ""
-        lines.append(f"- {where}{page} ({h.chunk.source})")
+    lines.extend(f"- {h.chunk.location()}" for h in nearest)
     return "\n".join(lines)
-
-
-def _str_or_none(value) -> str | None:
-    return None if value in (None, "") else str(value)

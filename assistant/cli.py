@@ -53,6 +53,9 @@ def _progress_bar():
 
 
 def _assistant(settings: Settings, build_if_missing: bool = True):
+    from assistant.embeddings.embedder import prefetch_tokenizer
+
+    prefetch_tokenizer(settings)  # loads on the other core while the imports below run (~1 s saved)
     from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)
@@ -171,9 +174,7 @@ def search(question, top_k, history, mode, corpus_dirs, index_dir, as_json, batc
             click.echo(json.dumps(search_json(id_, q, hits, timings), ensure_ascii=False))
         else:
             for h in hits:
-                page = f", s. {h.chunk.page}" if h.chunk.page else ""
-                click.echo(f"{h.rank}. [{h.score:.4f}] {h.chunk.title} – {h.chunk.section}{page} "
-                           f"({h.chunk.source})")
+                click.echo(f"{h.rank}. [{h.score:.4f}] {h.chunk.location()}")
                 click.echo("   " + h.chunk.text[:300].replace("\n", " "))
 
 
@@ -197,11 +198,12 @@ def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
             click.echo(json.dumps(answer.to_json(id_), ensure_ascii=False))
             continue
         click.echo(answer.answer)
+        if answer.notice:  # e.g. the LLM could not be reached and quotes are shown instead
+            click.echo(f"\nObs: {answer.notice}")
         if answer.citations:
             click.echo("\nKällor:")
             for c in answer.citations:
-                page = f", s. {c.page}" if c.page else ""
-                click.echo(f"[{c.n}] {c.title} – {c.section}{page} ({c.source})")
+                click.echo(f"[{c.n}] {c.location()}")
                 click.echo(f"    ”{c.quote}”")
 
 

@@ -41,7 +41,7 @@ from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
 from assistant.store import ChunkStore, drop_generation
-from assistant.types import Chunk, IndexReport, SkippedFile
+from assistant.types import Chunk, IndexReport, SkippedFile, document_key
 
 MANIFEST = "manifest.json"
 # 2: chunks only (no per-sentence vectors: the relevance model reads the sentences)
@@ -157,7 +157,7 @@ def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress |
         seen: set[str] = set()
         for i, file in enumerate(files):
             progress("läser", i, len(files))
-            key = f"{file.corpus_dir}::{file.source}"
+            key = document_key(file.corpus_dir, file.source)
             seen.add(key)
             previous = old_files.get(key)
             try:

@@ -10,6 +10,7 @@ decompounder is on PyPI; BM25 and stemming come from maintained libraries.
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,10 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_SWEDISH
 
 from assistant.text import words
+
+# bm25s sets its own logger to DEBUG; once anything configures the root logger, "Building index from
+# tokens" lands in the CLI's output. Its warnings still come through.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("swedish")
 STOPWORDS = frozenset(STOPWORDS_SWEDISH) | {"får", "ska", "kan", "hur", "vad", "vilka", "vilken", "finns"}

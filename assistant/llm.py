@@ -61,11 +61,14 @@ def build_messages(question: str, hits: list[Hit], history: list[str]) -> list[t
 
 
 def generate(settings: Settings, question: str, hits: list[Hit], history: list[str], model=None) -> str:
-    model = model or chat_model(settings)
     try:
+        model = model or chat_model(settings)
         reply = model.invoke(build_messages(question, hits, history))
-    except Exception as exc:  # network, auth, timeouts: all mean "no LLM answer"
-        raise LLMError(f"LLM-anropet misslyckades: {exc}") from exc
+    except Exception as exc:  # configuration, network, auth, timeouts: all mean "no LLM answer"
+        reason = str(exc)
+        if settings.llm_api_key:  # a server may echo the key in its error; the message ends up in the log
+            reason = reason.replace(settings.llm_api_key, "***")
+        raise LLMError(f"LLM-anropet misslyckades: {reason}") from None
     return str(reply.content if hasattr(reply, "content") else reply)
 
 

@@ -6,16 +6,18 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from assistant import answer as extractive
-from assistant import policy
+from assistant import loaders, policy
+from assistant.answer import REFUSAL_HINT
 from assistant.embeddings import TextEmbedder, load_embedder
-from assistant.indexer import Progress, build_index, current_generation, current_name
+from assistant.indexer import IndexBuildError, NoIndexError, Progress, build_index, current_generation, current_name
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
 from assistant.text import words
-from assistant.types import Answer, Hit, IndexReport
+from assistant.types import Answer, Document, Hit, IndexReport, SkippedFile
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Assistant:
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
         self._lock = threading.Lock()
-        self._documents: tuple[str, dict[str, dict]] | None = None
+        self._documents: tuple[str, list[Document]] | None = None
         self._relevance = relevance  # None: the learned model, loaded on first use
 
     @property
@@ -98,17 +100,26 @@ class Assistant:
     def loaded_index(self) -> LoadedIndex:
         return self.retriever.index
 
-    def documents(self) -> dict[str, dict]:
-        """The served generation's documents (manifest entries by key), read without loading the index:
-        the chat and the API list and serve documents without paying for a model or vectors."""
-        name = current_name(self.settings.index_dir)
+    def generation(self) -> str | None:
+        """Name of the served index generation, None before the first build (one small file read)."""
+        return current_name(self.settings.index_dir)
+
+    def documents(self) -> list[Document]:
+        """The served generation's documents, read from its manifest without loading the index: the chat
+        and the API list and serve documents without paying for a model or vectors."""
+        name = self.generation()
         if name is None:
-            return {}
+            return []
         cached = self._documents
         if cached is None or cached[0] != name:
             generation = current_generation(self.settings.index_dir)
-            cached = self._documents = (name, generation.files if generation else {})
-        return cached[1]
+            files = generation.files.values() if generation else ()
+            cached = self._documents = (name, [Document.from_manifest(e) for e in files])
+        return list(cached[1])
+
+    def unindexed(self) -> list[SkippedFile]:
+        """Corpus files the served index lacks, with the loader's reason (see :func:`unindexed`)."""
+        return unindexed(self.settings, self.documents())
 
     # --- the relevance model --------------------------------------------------------------------
 
@@ -203,17 +214,71 @@ class Assistant:
                 notice = LLM_UNCITED
                 log.warning("the LLM answer cited no passage; the quoted sentences are shown instead")
             except llm.LLMError as exc:
-                # a broken LLM must not break answers, but nobody should think it is working
+                # a broken LLM must not break answers, but nobody should think it is working: a warning in
+                # the log for whoever runs it, a notice under the answer for whoever reads it
                 notice = LLM_FAILED
-                log.warning("LLM failed, the quoted sentences are shown instead: %s", exc)
+                log.warning("LLM (%s at %s) failed, the quoted sentences are shown instead: %s",
+                            self.settings.llm_provider, self.settings.llm_base_url or "its default address", exc)
         text, citations = extractive.compose(decision.sentences)
         return Answer(question, text, False, citations, "extractive", notice=notice)
 
 
-LLM_FAILED = ("Språkmodellen kunde inte nås, så svaret består av citerade meningar ur underlaget. "
-              "(The language model failed; showing quoted sentences.)")
+LLM_FAILED = "Språkmodellen kunde inte nås, så svaret består av citat ur dokumenten i stället."
 LLM_UNCITED = ("Språkmodellens svar hänvisade inte till underlaget och visas därför inte; här är de citerade "
                "meningarna i stället.")
 
 
-__all__ = ["Assistant", "IndexMismatchError", "retrieval_query"]
+# --- the corpus folders, for the UI's admin tab and document view (no index needed) ------------------
+
+
+def corpus_files(folder: Path) -> list[tuple[str, Path]]:
+    """(source, path) of every indexable file in a corpus folder, sorted; symbolic links are left out."""
+    return [(f.source, f.path) for f in loaders.discover(folder.resolve())]
+
+
+def ignored_name(name: str) -> bool:
+    """A file name the indexer never reads (README, LICENSE: notes for humans about a corpus)."""
+    return name.lower() in loaders.IGNORED_NAMES
+
+
+def unindexed(settings: Settings, documents: Iterable[Document]) -> list[SkippedFile]:
+    """Corpus files missing from ``documents`` (the served index), with the reason when the loader gives
+    one, and what discovery refused (symbolic links, unusable names) with its reason."""
+    indexed = {(str(Path(d.corpus_dir).resolve()), d.source) for d in documents}
+    limits = loaders.Limits.from_settings(settings)
+    out = []
+    for folder in settings.corpus_dirs:
+        if not folder.is_dir():
+            continue
+        root = folder.resolve()
+        scanned = loaders.scan(root)
+        for file in scanned.files:
+            if (str(root), file.source) in indexed:
+                continue
+            try:
+                loaders.load(file, limits)
+                reason = "inte indexerad än – indexera om"
+            except loaders.LoadError as exc:
+                reason = str(exc)
+            out.append(SkippedFile(file.source, reason))
+        out.extend(scanned.skipped)
+    return out
+
+
+def read_corpus_text(path: Path) -> str:
+    """A text or Markdown corpus file decoded exactly as at index time, so what a reader sees is what
+    was quoted (an old cp1252 file too)."""
+    return loaders.decode_text(path.read_bytes())
+
+
+def without_front_matter(text: str) -> str:
+    """A Markdown text without its YAML front matter; the whole text when the front matter is broken
+    (the raw text is still worth showing)."""
+    try:
+        return loaders.parse_front_matter(text)[1]
+    except loaders.LoadError:
+        return text
+
+
+__all__ = ["REFUSAL_HINT", "Assistant", "IndexBuildError", "IndexMismatchError", "NoIndexError", "corpus_files",
+           "ignored_name", "read_corpus_text", "retrieval_query", "unindexed", "without_front_matter"]

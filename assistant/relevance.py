@@ -25,7 +25,6 @@ class RelevanceModel:
     """Implements policy.SentenceScorer."""
 
     def __init__(self, folder: Path, variant: str = "onnx", cache: Path | None = None):
-        import onnxruntime as ort
         from safetensors.numpy import load_file
 
         from assistant.embeddings import onnx_engine
@@ -34,15 +33,16 @@ class RelevanceModel:
         fmt = json.loads((self.folder / "reranker.json").read_text(encoding="utf-8"))
         self.max_length, self.max_question_tokens = int(fmt["max_length"]), int(fmt["max_question_tokens"])
         out = onnx_engine.ensure_exported(self.folder, "encoder", cache)
-        self.session = ort.InferenceSession(str(out / onnx_engine.VARIANTS[variant]), onnx_engine.session_options(),
-                                            providers=["CPUExecutionProvider"])
+        self.session = onnx_engine.open_session(out, variant)
         self.input_names = [i.name for i in self.session.get_inputs()]
         head = load_file(str(self.folder / crossencoder.HEAD_FILE))
         self.dense_w = head["dense.weight"].astype(np.float32)
         self.dense_b = head["dense.bias"].astype(np.float32)
         self.out_w = head["out_proj.weight"].astype(np.float32)
         self.out_b = head["out_proj.bias"].astype(np.float32)
-        self.tokenizer = crossencoder.load_tokenizer(self.folder)
+        # The export's tokenizer: the same ids as training's (crossencoder.load_tokenizer) on the normalised
+        # pair texts, and the same loaded copy as the embedder's (onnx_engine.load_tokenizer).
+        self.tokenizer = onnx_engine.load_tokenizer(out, None)
         self._lock = threading.Lock()  # two runs at once on 2 cores only thrash
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+DATE_FIELDS = ("valid_as_of", "last_checked", "valid_until")  # the front matter's dates, see corpus/README.md
+
+
+def document_key(corpus_dir: str | Path, source: str) -> str:
+    """A document's key in the index manifest: two corpus folders may hold the same relative path."""
+    return f"{corpus_dir}::{source}"
+
+
+def location(title: str, section: str, page: int | None, source: str | None = None) -> str:
+    """Where a passage stands, as every listing writes it: "title – section, s. N (source)"."""
+    where = " – ".join(p for p in (title, section) if p) + (f", s. {page}" if page else "")
+    return f"{where} ({source})" if source else where
+
+
+def dates(metadata: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The document dates in front matter (ISO strings; None when absent), as keyword arguments."""
+    meta = metadata or {}
+    return {name: None if meta.get(name) in (None, "") else str(meta[name]) for name in DATE_FIELDS}
+
+
+class Dated(Protocol):
+    """Anything carrying a document's dates: Document, Citation, NearestPassage."""
+
+    valid_as_of: str | None
+    last_checked: str | None
+    valid_until: str | None
 
 
 @dataclass(frozen=True)
@@ -30,7 +58,7 @@ class SourceDocument:
     @property
     def key(self) -> str:
         """Unique across corpus folders: two folders may hold the same relative path."""
-        return f"{self.corpus_dir.resolve()}::{self.source}"
+        return document_key(self.corpus_dir.resolve(), self.source)
 
 
 @dataclass(frozen=True)
@@ -51,6 +79,9 @@ class Chunk:
         """What the model sees: the title and section give a short passage its context."""
         head = " > ".join(p for p in (self.title, self.section) if p)
         return f"{head}\n{self.text}" if head else self.text
+
+    def location(self, with_source: bool = True) -> str:
+        return location(self.title, self.section, self.page, self.source if with_source else None)
 
 
 @dataclass
@@ -86,6 +117,29 @@ def search_json(id: Any, question: str, hits: list[Hit], timings_ms: dict[str, f
     }
 
 
+@dataclass(frozen=True)
+class Document:
+    """An indexed document as the index manifest lists it (no vectors, no chunks)."""
+
+    corpus_dir: str  # resolved
+    source: str
+    title: str
+    chunks: int = 0  # passages in the index
+    valid_as_of: str | None = None
+    last_checked: str | None = None
+    valid_until: str | None = None
+
+    @property
+    def key(self) -> str:
+        return document_key(self.corpus_dir, self.source)
+
+    @classmethod
+    def from_manifest(cls, entry: Mapping[str, Any]) -> Document:
+        return cls(corpus_dir=entry.get("corpus_dir", ""), source=entry.get("source", ""),
+                   title=entry.get("title", ""), chunks=len(entry.get("chunk_ids") or ()),
+                   **dates(entry.get("metadata")))
+
+
 @dataclass
 class Citation:
     n: int
@@ -98,6 +152,10 @@ class Citation:
     context: str = ""  # the chunk the quote was taken from, for display
     valid_as_of: str | None = None
     last_checked: str | None = None
+    valid_until: str | None = None
+
+    def location(self, with_source: bool = True) -> str:
+        return location(self.title, self.section, self.page, self.source if with_source else None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +166,31 @@ class Citation:
             "page": self.page,
             "quote": self.quote,
         }
+
+
+@dataclass(frozen=True)
+class NearestPassage:
+    """A passage offered instead of an answer (a refusal's nearest hits), with its document's dates."""
+
+    n: int
+    source: str
+    title: str
+    section: str
+    page: int | None
+    text: str
+    corpus_dir: str = ""
+    valid_as_of: str | None = None
+    last_checked: str | None = None
+    valid_until: str | None = None
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit) -> NearestPassage:
+        c = hit.chunk
+        return cls(n=n, source=c.source, title=c.title, section=c.section, page=c.page, text=c.text,
+                   corpus_dir=c.corpus_dir, **dates(c.metadata))
+
+    def location(self, with_source: bool = True) -> str:
+        return location(self.title, self.section, self.page, self.source if with_source else None)
 
 
 @dataclass
@@ -123,6 +206,10 @@ class Answer:
     confidence: float = 0.0  # the relevance model's P(the best sentence answers); 0 without one
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieval_query: str = ""
+
+    def nearest_passages(self) -> list[NearestPassage]:
+        """The passages offered instead of an answer, numbered from 1 (none when it answered)."""
+        return [NearestPassage.from_hit(i, h) for i, h in enumerate(self.nearest if self.abstained else [], 1)]
 
     def to_json(self, id: Any = None) -> dict[str, Any]:
         return {

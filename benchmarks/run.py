@@ -185,7 +185,7 @@ def main() -> None:
         sys.exit(f"benchmark data not found at {BENCH}")
     args.work.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env()
-    figures: dict = {"settings": {k: str(v) for k, v in settings.__dict__.items()}}
+    figures: dict = {"settings": {k: str(v) for k, v in settings if Settings.model_fields[k].repr}}  # no secrets
     if not args.no_speed:
         figures["speed"] = speed(args.work, settings)
         print("\n== Speed (SweFAQ dev passages, 2 CPU cores) ==")

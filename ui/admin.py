@@ -13,8 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant import loaders
+from assistant import pipeline
 from assistant.settings import Settings
+from assistant.types import Document
 
 UPLOAD_TYPES = (".pdf", ".docx", ".md", ".txt", ".html", ".htm")
 _UNSAFE = re.compile(r"[^\w\-. ()]+")  # \w is Unicode: å, ä and ö stay
@@ -37,7 +38,7 @@ def safe_name(name: str) -> str:
     stem, suffix = Path(base).stem, Path(base).suffix.lower()
     if suffix not in UPLOAD_TYPES:
         raise AdminError(f"{name}: formatet stöds inte (tillåtna: {', '.join(UPLOAD_TYPES)}).")
-    if not stem or base.lower() in loaders.IGNORED_NAMES:
+    if not stem or pipeline.ignored_name(base):
         raise AdminError(f"{name}: ogiltigt filnamn.")
     return f"{stem}{suffix}"
 
@@ -112,7 +113,7 @@ def corpus_documents(settings: Settings) -> list[CorpusDocument]:
     out = []
     for number, folder in enumerate(settings.corpus_dirs):
         if folder.is_dir():
-            out.extend(CorpusDocument(number, f.source, f.path) for f in loaders.discover(folder.resolve()))
+            out.extend(CorpusDocument(number, source, path) for source, path in pipeline.corpus_files(folder))
     return out
 
 
@@ -128,25 +129,6 @@ def remove_document(settings: Settings, key: str) -> CorpusDocument:
     return chosen
 
 
-def unindexed(settings: Settings, manifest: dict[str, dict]) -> list[tuple[str, str]]:
-    """Corpus files missing from the served index, with the reason when the loader gives one, and what
-    discovery refused (symbolic links, unusable names) with its reason."""
-    indexed = {(str(Path(e["corpus_dir"]).resolve()), e["source"]) for e in manifest.values()}
-    limits = loaders.Limits.from_settings(settings)
-    out = []
-    for folder in settings.corpus_dirs:
-        if not folder.is_dir():
-            continue
-        root = folder.resolve()
-        scanned = loaders.scan(root)
-        for file in scanned.files:
-            if (str(root), file.source) in indexed:
-                continue
-            try:
-                loaders.load(file, limits)
-                reason = "inte indexerad än – indexera om"
-            except loaders.LoadError as exc:
-                reason = str(exc)
-            out.append((file.source, reason))
-        out.extend((s.source, s.reason) for s in scanned.skipped)
-    return out
+def unindexed(settings: Settings, documents: list[Document]) -> list[tuple[str, str]]:
+    """(file, reason) for every corpus file the served index lacks (pipeline.unindexed), for the table."""
+    return [(s.source, s.reason) for s in pipeline.unindexed(settings, documents)]

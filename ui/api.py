@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from importlib import metadata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,10 +35,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException  # what FastAPI raises; fastapi.HTTPException is a subclass
 
-from assistant.indexer import NoIndexError, current_name
-from assistant.pipeline import Assistant, IndexMismatchError
+from assistant.pipeline import Assistant, IndexMismatchError, NoIndexError
 from assistant.settings import Settings
-from assistant.types import search_json
+from assistant.types import Document, search_json
 from ui.documents import corpus_number, document_url
 
 log = logging.getLogger(__name__)
@@ -118,35 +117,46 @@ class AskRequest(_Request):
         "true: answer as server-sent events; omitted: as the Accept header says."))
 
 
+# Field shapes the response models share (a passage's place, the echoed request)
+Source = Annotated[str, Field(description=_sv_en("Filens sökväg i korpusmappen.",
+                                                 "The file's path in its corpus folder."))]
+Title = Annotated[str, Field(description=_sv_en("Dokumentets titel.", "The document's title."))]
+Section = Annotated[str, Field(description=_sv_en("Rubrikväg, \"Kapitel > Avsnitt\".", "Heading path."))]
+Page = Annotated[int | None, Field(description=_sv_en("Sida (PDF), annars null.", "Page (PDF), else null."))]
+EchoedId = Annotated[RequestId, Field(description=_sv_en("Begärans id.", "The request's id."))]
+Question = Annotated[str, Field(description=_sv_en("Frågan.", "The question."))]
+Timings = Annotated[dict[str, float], Field(description=_sv_en("Tidsåtgång per steg (ms).", "Time per stage (ms)."))]
+
+
 class HitOut(BaseModel):
     rank: int = Field(description=_sv_en("Plats i rangordningen, från 1.", "Rank, from 1."))
     score: float = Field(description=_sv_en("Sammanvägd poäng; högre är bättre.", "Fused score; higher is better."))
-    source: str = Field(description=_sv_en("Filens sökväg i korpusmappen.", "The file's path in its corpus folder."))
-    title: str = Field(description=_sv_en("Dokumentets titel.", "The document's title."))
-    section: str = Field(description=_sv_en("Rubrikväg, \"Kapitel > Avsnitt\".", "Heading path."))
-    page: int | None = Field(description=_sv_en("Sida (PDF), annars null.", "Page (PDF), else null."))
+    source: Source
+    title: Title
+    section: Section
+    page: Page
     text: str = Field(description=_sv_en("Avsnittets text.", "The passage's text."))
 
 
 class SearchResponse(BaseModel):
-    id: RequestId = Field(description=_sv_en("Begärans id.", "The request's id."))
-    question: str = Field(description=_sv_en("Frågan.", "The question."))
+    id: EchoedId
+    question: Question
     hits: list[HitOut] = Field(description=_sv_en("Träffarna, bäst först.", "The hits, best first."))
-    timings_ms: dict[str, float] = Field(description=_sv_en("Tidsåtgång per steg (ms).", "Time per stage (ms)."))
+    timings_ms: Timings
 
 
 class CitationOut(BaseModel):
     n: int = Field(description=_sv_en("Numret i svarets [n]-markörer.", "The number of the answer's [n] markers."))
-    source: str = Field(description=_sv_en("Filens sökväg i korpusmappen.", "The file's path in its corpus folder."))
-    title: str = Field(description=_sv_en("Dokumentets titel.", "The document's title."))
-    section: str = Field(description=_sv_en("Rubrikväg.", "Heading path."))
-    page: int | None = Field(description=_sv_en("Sida (PDF), annars null.", "Page (PDF), else null."))
+    source: Source
+    title: Title
+    section: Section
+    page: Page
     quote: str = Field(description=_sv_en("Ordagrant citat ur dokumentet.", "Verbatim quote from the document."))
 
 
 class AskResponse(BaseModel):
-    id: RequestId = Field(description=_sv_en("Begärans id.", "The request's id."))
-    question: str = Field(description=_sv_en("Frågan.", "The question."))
+    id: EchoedId
+    question: Question
     answer: str = Field(description=_sv_en("Svaret med [n]-markörer, eller ett avböjande.",
                                            "The answer with [n] markers, or a refusal."))
     abstained: bool = Field(description=_sv_en("true när underlaget inte svarar.",
@@ -165,12 +175,12 @@ class AskResponse(BaseModel):
                                                   "besvarar frågan (0–1).",
                                                   "The relevance model's probability that the best sentence "
                                                   "answers the question (0–1)."))
-    timings_ms: dict[str, float] = Field(description=_sv_en("Tidsåtgång per steg (ms).", "Time per stage (ms)."))
+    timings_ms: Timings
 
 
 class DocumentOut(BaseModel):
-    source: str = Field(description=_sv_en("Filens sökväg i korpusmappen.", "The file's path in its corpus folder."))
-    title: str = Field(description=_sv_en("Dokumentets titel.", "The document's title."))
+    source: Source
+    title: Title
     corpus: int | None = Field(description=_sv_en("Korpusmappens nummer (0 = den första).",
                                                   "The corpus folder's number (0 = the first)."))
     url: str | None = Field(description=_sv_en("Dokumentet i chatten (relativ URL).",
@@ -458,19 +468,18 @@ def _date(value: Any) -> str | None:
     return str(value)[:10] if value else None
 
 
-def document_json(settings: Settings, entry: dict) -> dict[str, Any]:
+def document_json(settings: Settings, doc: Document) -> dict[str, Any]:
     """A served document as the API lists it: no server paths, the corpus folder by its number."""
-    meta = entry.get("metadata") or {}
-    folder, source = entry.get("corpus_dir", ""), entry.get("source", "")
+    folder = doc.corpus_dir
     return {
-        "source": source,
-        "title": entry.get("title", ""),
+        "source": doc.source,
+        "title": doc.title,
         "corpus": corpus_number(settings, folder) if folder else None,
-        "url": document_url(settings, folder, source) if folder else None,
-        "valid_as_of": _date(meta.get("valid_as_of")),
-        "last_checked": _date(meta.get("last_checked")),
-        "valid_until": _date(meta.get("valid_until")),
-        "chunks": len(entry.get("chunk_ids") or ()),
+        "url": document_url(settings, folder, doc.source) if folder else None,
+        "valid_as_of": _date(doc.valid_as_of),
+        "last_checked": _date(doc.last_checked),
+        "valid_until": _date(doc.valid_until),
+        "chunks": doc.chunks,
     }
 
 
@@ -486,7 +495,7 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
     api = APIRouter(prefix=PREFIX, route_class=guarded_route(check_key))
 
     def served_generation() -> str:
-        name = current_name(settings.index_dir)
+        name = assistant.generation()
         if name is None:
             raise _no_index()
         return name
@@ -531,7 +540,7 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
                                 "The served documents, with their link in the chat."))
     def documents() -> Response:
         name = served_generation()
-        listed = [document_json(settings, e) for e in assistant.documents().values()]
+        listed = [document_json(settings, d) for d in assistant.documents()]
         listed.sort(key=lambda d: (d["corpus"] is None, d["corpus"] or 0, d["source"]))
         return JSONResponse({"generation": name, "count": len(listed), "documents": listed})
 
@@ -543,7 +552,7 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
         docs = assistant.documents()
         return JSONResponse({
             "status": "ok", "generation": name, "documents": len(docs),
-            "chunks": sum(len(e.get("chunk_ids") or ()) for e in docs.values()),
+            "chunks": sum(d.chunks for d in docs),
             "embedding_model": settings.model, "retrieval": settings.retrieval,
             "answer_mode": "llm" if settings.llm_provider else "extractive",
             "llm": f"{settings.llm_provider}:{settings.llm_model}" if settings.llm_provider else None,

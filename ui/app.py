@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 from fastapi import FastAPI
 
-from assistant.indexer import IndexBuildError
-from assistant.pipeline import Assistant
+from assistant.pipeline import Assistant, IndexBuildError
+from assistant.types import IndexReport
 from ui import admin, documents
 from ui.api import router as api_router
 from ui.exports import ExportFolders
@@ -37,7 +38,7 @@ from ui.security import (
     blocked_paths,
     client_address,
 )
-from ui.sources import feedback_sources, full_message, message_words, sources_html, turn_from_answer
+from ui.sources import ChatTurn, full_message, message_words, sources_html, turn_from_answer
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class ChatApp:
         # escaped: the chat shows messages as HTML, and the question is shown as typed
         return gr.update(value=""), [*messages, {"role": "user", "content": html.escape(text, quote=False)}]
 
-    def answer(self, messages: list[dict], turns: list[dict]) -> Iterator[tuple]:
+    def answer(self, messages: list[dict], turns: list[ChatTurn]) -> Iterator[tuple]:
         """Stream the answer to the last user message: (chatbot, turns, sources panel, status)."""
         messages = text_messages(messages)
         done = len(turns)
@@ -274,12 +275,11 @@ class ChatApp:
             yield messages, turns, gr.update(), gr.update()
             return
         question = html.unescape(message_text(messages[-1]["content"]))
-        history = [t["question"] for t in turns]  # earlier user questions: the core rewrites follow-ups
+        history = [t.question for t in turns]  # earlier user questions: the core rewrites follow-ups
         pending = [*messages, {"role": "assistant", "content": SEARCHING}]
         yield pending, turns, gr.update(), _status("Söker i underlaget …")
         try:
             result = self.assistant.ask(question, history=history)
-            manifest = self.assistant.documents()
         except Exception:
             log.exception("answering failed")
             failed = [*messages, {"role": "assistant", "content": (
@@ -287,22 +287,22 @@ class ChatApp:
                 "Försök igen om en stund.</div>")}]
             yield failed, turns, gr.update(), _status("Något gick fel.")
             return
-        turn = turn_from_answer(done + 1, result, self.settings, manifest)
+        turn = turn_from_answer(done + 1, result, self.settings)
         turns = [*turns, turn]
         panel = sources_html(turns)
-        if not turn["abstained"]:
+        if not turn.abstained:
             words = message_words(turn)
             step = max(1, -(-len(words) // STREAM_STEPS))
             for end in range(step, len(words), step):
                 partial = [*messages, {"role": "assistant", "content": " ".join(words[:end])}]
                 yield partial, turns, panel, gr.update()
                 time.sleep(STREAM_PAUSE)
-            count = len(turn["citations"])
+            count = len(turn.citations)
             status = f"Svaret är klart, med {count} {'källhänvisning' if count == 1 else 'källhänvisningar'}."
-        elif turn["nearest"]:
+        elif turn.nearest:
             status = "Underlaget svarar inte på frågan. De närmaste avsnitten visas under Källor."
         else:
-            status = turn["reason"] or "Underlaget svarar inte på frågan."
+            status = turn.reason or "Underlaget svarar inte på frågan."
         final = [*messages, {"role": "assistant", "content": full_message(turn)}]
         yield final, turns, panel, _status(status)
 
@@ -312,27 +312,27 @@ class ChatApp:
 
     # --- feedback ------------------------------------------------------------------------------
 
-    def rate_up(self, comment: str, turns: list[dict]) -> tuple[list[dict], str, str]:
+    def rate_up(self, comment: str, turns: list[ChatTurn]) -> tuple[list[ChatTurn], str, str]:
         return self.rate("up", comment, turns)
 
-    def rate_down(self, comment: str, turns: list[dict]) -> tuple[list[dict], str, str]:
+    def rate_down(self, comment: str, turns: list[ChatTurn]) -> tuple[list[ChatTurn], str, str]:
         return self.rate("down", comment, turns)
 
-    def rate(self, rating: str, comment: str, turns: list[dict]) -> tuple[list[dict], str, str]:
+    def rate(self, rating: str, comment: str, turns: list[ChatTurn]) -> tuple[list[ChatTurn], str, str]:
         if not turns:
             return turns, comment, _status("Ställ en fråga först; omdömet gäller det senaste svaret.")
-        turn = dict(turns[-1])
+        turn = turns[-1]
         entry = FeedbackEntry(
-            rating=rating, question=turn["question"], answer=turn["answer"], sources=feedback_sources(turn),
-            mode=turn["mode"], abstained=turn["abstained"], comment=comment or "",
+            rating=rating, question=turn.question, answer=turn.answer, sources=turn.feedback_sources(),
+            mode=turn.mode, abstained=turn.abstained, comment=comment or "",
         )
-        if turn.get("feedback_id"):
-            self.feedback.update(turn["feedback_id"], entry)  # a changed mind replaces, never duplicates
+        if turn.feedback_id:
+            self.feedback.update(turn.feedback_id, entry)  # a changed mind replaces, never duplicates
             said = "Ditt omdöme är uppdaterat."
         else:
-            turn["feedback_id"] = self.feedback.add(entry)
+            turn = replace(turn, feedback_id=self.feedback.add(entry))
             said = "Tack! Ditt omdöme är sparat."
-        return [*turns[:-1], turn], "", _status(f"{said} (svar {turn['number']})")
+        return [*turns[:-1], turn], "", _status(f"{said} (svar {turn.number})")
 
     # --- admin ---------------------------------------------------------------------------------
     # User mistakes (no file chosen, not confirmed) get a toast and a status line, never an exception:
@@ -376,19 +376,29 @@ class ChatApp:
         if token is not None and not self.tokens.valid(token, touch=True):
             raise gr.Error("Inloggningen har gått ut. Logga in igen.")
 
-    def _admin_view(self, report=None) -> tuple:
-        """Indexed documents, removal choices, skipped files (from a build, or recomputed) and a summary."""
-        try:
-            manifest = self.assistant.documents()
-        except Exception:
-            manifest = {}
-        rows = sorted([e["source"], e.get("title", ""), Path(e["corpus_dir"]).name] for e in manifest.values())
-        choices = [(d.label(self.settings), d.key) for d in admin.corpus_documents(self.settings)]
-        if report is not None:
-            skipped = [[s.source, s.reason] for s in report.skipped]
-        else:
-            skipped = [list(item) for item in admin.unindexed(self.settings, manifest)]
+    def _admin_view(self, report: IndexReport | None = None) -> tuple:
+        """Indexed documents, removal choices, skipped files (from a build, or recomputed) and a summary.
+
+        A folder that cannot be read (OSError: permissions, a vanished mount) is said in the summary; any
+        other failure is a bug: logged with its traceback, and the admin is told so, never a silent blank."""
         folders = ", ".join(str(d) for d in self.settings.corpus_dirs)
+        try:
+            documents = self.assistant.documents()
+            rows = sorted([d.source, d.title, Path(d.corpus_dir).name] for d in documents)
+            choices = [(d.label(self.settings), d.key) for d in admin.corpus_documents(self.settings)]
+            if report is not None:
+                skipped = [[s.source, s.reason] for s in report.skipped]
+            else:
+                skipped = [list(item) for item in admin.unindexed(self.settings, documents)]
+        except OSError as exc:
+            log.warning("admin view: a corpus or index folder could not be read: %s", exc)
+            return [], gr.update(choices=[], value=None), [], (
+                f"Underlaget kunde inte läsas ({exc.strerror or exc}). Kontrollera korpusmapparna `{folders}` "
+                "och indexmappen.")
+        except Exception:
+            log.exception("admin view failed")
+            return [], gr.update(choices=[], value=None), [], (
+                "Listan över dokument kunde inte tas fram på grund av ett fel. Se serverloggen.")
         summary = f"{len(rows)} dokument i indexet. Korpusmappar: `{folders}`."
         return rows, gr.update(choices=choices, value=None), skipped, summary
 
@@ -447,7 +457,7 @@ def build(assistant: Assistant, chat: ChatApp | None = None) -> gr.Blocks:
     # delete_cache: Gradio's copies of uploads and exports are removed after an hour, and all at shutdown
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         gr.HTML(HEADER, elem_id="app-header")
-        turns = gr.State([])  # this session's answers (question, citations, feedback id); never shared
+        turns = gr.State([])  # this session's answers (ui.sources.ChatTurn); never shared
         with gr.Tabs():
             with gr.Tab("Chatt", id="chat-tab"), gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=320):
@@ -600,7 +610,7 @@ def create_app(assistant: Assistant) -> FastAPI:
         chat.close()  # export folders; Gradio's delete_cache removes its own copies
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.include_router(documents.router(s, lambda: assistant.documents().values()))
+    app.include_router(documents.router(s, assistant.documents))
     app.include_router(api_router(assistant, s, concurrency=CHAT_CONCURRENCY))  # /api/v1, its own docs
     demo = build(assistant, chat)
     sensitive = [*s.corpus_dirs, s.index_dir, s.home, s.feedback_path.parent, Path.cwd(), Path.home(),

@@ -16,7 +16,9 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 
+from assistant.pipeline import read_corpus_text, without_front_matter
 from assistant.settings import Settings
+from assistant.types import Document
 
 ROUTE_PREFIX = "/doc"
 # Corpus HTML is served but must not run scripts on the chat's origin: a sandboxed, script-free page.
@@ -81,15 +83,15 @@ def text_fragment(text: str, edge_words: int = 5) -> str:
     return f"#:~:text={enc(words[:edge_words])},{enc(words[-edge_words:])}"
 
 
-def resolve_document(settings: Settings, manifest: Iterable[dict], number: int, source: str) -> Path | None:
+def resolve_document(settings: Settings, documents: Iterable[Document], number: int, source: str) -> Path | None:
     """The file to serve for /doc/<number>/<source>, or None when it must not be served."""
-    found = find_document(settings, manifest, number, source)
+    found = find_document(settings, documents, number, source)
     return found[0] if found else None
 
 
-def find_document(settings: Settings, manifest: Iterable[dict], number: int,
-                  source: str) -> tuple[Path, dict] | None:
-    """The resolved file and its manifest entry, when the request names an indexed corpus file."""
+def find_document(settings: Settings, documents: Iterable[Document], number: int,
+                  source: str) -> tuple[Path, Document] | None:
+    """The resolved file and its index record, when the request names an indexed corpus file."""
     if not 0 <= number < len(settings.corpus_dirs) or not source or "\x00" in source:
         return None
     root = settings.corpus_dirs[number].resolve()
@@ -100,24 +102,17 @@ def find_document(settings: Settings, manifest: Iterable[dict], number: int,
     if not candidate.is_relative_to(root) or not candidate.is_file():
         return None
     relative = candidate.relative_to(root).as_posix()
-    for entry in manifest:
-        folder = entry.get("corpus_dir")
-        if folder and relative == entry.get("source") and Path(folder).resolve() == root:
-            return candidate, entry
+    for doc in documents:
+        if doc.corpus_dir and relative == doc.source and Path(doc.corpus_dir).resolve() == root:
+            return candidate, doc
     return None
 
 
 def render_markdown(text: str, title: str) -> str:
     from markdown_it import MarkdownIt
 
-    from assistant.loaders import parse_front_matter
-
-    try:
-        _, body = parse_front_matter(text)
-    except Exception:  # the raw text is still worth showing
-        body = text
     # html=False: raw HTML in a corpus file is shown as text, never executed
-    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(body)
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(without_front_matter(text))
     return (
         f'<!doctype html><html lang="sv"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -140,10 +135,7 @@ def document_response(path: Path, title: str = "") -> Response:
                             content_disposition_type="inline", filename=path.name)
     headers["Content-Security-Policy"] = _SANDBOX
     if suffix in {".md", ".markdown", ".txt"}:
-        # decoded as at index time, so what the reader sees is what was quoted (an old cp1252 file too)
-        from assistant.loaders import decode_text
-
-        text = decode_text(path.read_bytes())
+        text = read_corpus_text(path)
         if suffix == ".txt":
             return PlainTextResponse(text, headers=headers)
         return HTMLResponse(render_markdown(text, title or path.stem), headers=headers)
@@ -155,16 +147,16 @@ def document_response(path: Path, title: str = "") -> Response:
                         content_disposition_type="attachment")
 
 
-def router(settings: Settings, manifest: Callable[[], Iterable[dict]]) -> APIRouter:
-    """``manifest`` returns the served index's entries; it is called per request so re-indexing counts."""
+def router(settings: Settings, documents: Callable[[], Iterable[Document]]) -> APIRouter:
+    """``documents`` returns the served index's documents; it is called per request so re-indexing counts."""
     api = APIRouter()
 
     @api.get(ROUTE_PREFIX + "/{number}/{source:anypath}", include_in_schema=False)
     def serve_document(number: int, source: str) -> Response:
-        found = find_document(settings, manifest(), number, source)
+        found = find_document(settings, documents(), number, source)
         if found is None:
             raise HTTPException(status_code=404, detail="Dokumentet finns inte i det indexerade underlaget.")
-        path, entry = found
-        return document_response(path, entry.get("title", ""))
+        path, doc = found
+        return document_response(path, doc.title)
 
     return api

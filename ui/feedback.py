@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from assistant.types import location
 from ui import privacy
 
 SCHEMA = """
@@ -172,7 +173,6 @@ def _inert(cell: Any) -> Any:
 
 
 def _source_line(source: dict[str, Any]) -> str:
-    where = " – ".join(p for p in (source.get("title"), source.get("section")) if p)
-    page = f", s. {source['page']}" if source.get("page") else ""
     n = f"[{source['n']}] " if source.get("n") else ""
-    return f"{n}{where}{page} ({source.get('source', '')})"
+    return n + location(source.get("title") or "", source.get("section") or "", source.get("page"),
+                        source.get("source"))

@@ -148,6 +148,22 @@ def resolve_model_path(settings: Settings) -> str:
     return settings.model  # a sentence-transformers name (needs the internet once) or a local path
 
 
+def _default_export_dir(settings: Settings) -> Path:
+    from assistant.embeddings import e5_offline, onnx_engine
+
+    # Beside the model folder, not in it: the folder stays as e5_offline builds and verifies it.
+    return settings.model_cache / onnx_engine.EXPORT_DIR / e5_offline.model_dir(settings.model_cache).name
+
+
+def prefetch_tokenizer(settings: Settings) -> None:
+    """Begin loading the default model's tokenizer in the background (see spm_tokenizer.prefetch): called
+    by the CLI before its heavy imports. Does nothing for other models or before the first export."""
+    if settings.model == DEFAULT_MODEL and settings.engine != "torch":
+        from assistant.embeddings import spm_tokenizer
+
+        spm_tokenizer.prefetch(_default_export_dir(settings))
+
+
 def _lean_encoder(settings: Settings, engine: str):
     """The ONNX encoder for the configured model; raises onnx_engine.NotExportableError when it has none."""
     from assistant.embeddings import onnx_engine
@@ -156,8 +172,7 @@ def _lean_encoder(settings: Settings, engine: str):
         from assistant.embeddings import e5_offline
 
         folder = e5_offline.model_dir(settings.model_cache)
-        # Beside the model folder, not in it: the folder stays as e5_offline builds and verifies it.
-        out = settings.model_cache / onnx_engine.EXPORT_DIR / folder.name
+        out = _default_export_dir(settings)
         # A current export was made from these very weights: skip hashing them (0.3 s) at every start.
         if not onnx_engine.is_current(folder, "encoder", out):
             folder = e5_offline.build_model_dir(settings.model_cache)

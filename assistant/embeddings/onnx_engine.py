@@ -47,6 +47,7 @@ STAMP = "stamp.json"
 TOKENIZER = "tokenizer.json"
 _SENTENCE_MODULES = {"Transformer", "Pooling", "Normalize"}  # what the encoder kind reproduces
 _OPSET = 17
+log = logging.getLogger(__name__)
 BATCH_TOKENS = 8192  # padded tokens per forward pass at most (see _batches)
 
 
@@ -274,6 +275,10 @@ def export(folder: Path, kind: str, out: Path | None = None) -> Path:
         try:
             started = time.perf_counter()
             _save_tokenizer(spec, tmp / TOKENIZER)
+            if kind == "encoder":
+                from assistant.embeddings import spm_tokenizer
+
+                spm_tokenizer.ensure(tmp, _CALIBRATION)
             inputs = _torch_export(spec, tmp / "raw.onnx")
             _optimize(spec, tmp / "raw.onnx", tmp / VARIANTS["onnx"])
             _remove(tmp / "raw.onnx")
@@ -603,14 +608,103 @@ def session_options(threads: int | None = None) -> Any:
     return options
 
 
+# --- one embedding table per process --------------------------------------------------------------
+#
+# Why by hand: ONNX Runtime maps the weights file (save_aligned) and reads rows of the 250 k × 384 word
+# embedding table as tokens come. The kernel's read-ahead then pulls in ~128 KB around every row, so after
+# a few dozen questions the relevance model's whole table (384 MB) was resident (measured: 284 MB of a
+# 759 MB server). And the embedder and the relevance model hold the same frozen e5 table twice. So the
+# table is mapped here once per distinct content, advised for random access, and handed to every session
+# with the same table as an initializer that ONNX Runtime uses in place (outputs bit-identical, measured).
+
+TABLES = "tables.json"  # per export: where each variant's word-embedding table lies, and its checksum
+_TABLE_SUFFIX = "word_embeddings.weight"
+_TABLES: dict[str, tuple[Any, Any]] = {}  # sha256 of the table bytes → (memmap, OrtValue); never freed
+_TABLES_LOCK = threading.Lock()
+
+
+def _table_record(out: Path, variant: str) -> dict[str, Any] | None:
+    """Name, offset, shape and checksum of the external word-embedding table of one exported variant,
+    computed once per export (reads the graph without weights and hashes the table) and kept in TABLES."""
+    model, data = out / VARIANTS[variant], out / (VARIANTS[variant] + ".data")
+    key = {"data_size": data.stat().st_size, "data_mtime_ns": data.stat().st_mtime_ns}
+    try:
+        records = _read_json(out / TABLES)
+    except (OSError, ValueError):
+        records = {}
+    if records.get(variant, {}).get("key") == key:
+        return records[variant]["table"]
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    table = None
+    for tensor in graph.initializer:
+        location = {e.key: e.value for e in tensor.external_data}
+        if (tensor.name.endswith(_TABLE_SUFFIX) and tensor.data_type == onnx.TensorProto.FLOAT
+                and location.get("location") == data.name and len(tensor.dims) == 2):
+            offset, length = int(location.get("offset", 0)), int(location["length"])
+            h = hashlib.sha256()
+            with open(data, "rb") as f:
+                f.seek(offset)
+                remaining = length
+                while remaining:
+                    block = f.read(min(1 << 20, remaining))
+                    if not block:
+                        raise ValueError(f"{data} is shorter than its graph says")
+                    h.update(block)
+                    remaining -= len(block)
+            table = {"name": tensor.name, "offset": offset, "dims": [int(d) for d in tensor.dims],
+                     "sha256": h.hexdigest()}
+            break
+    records[variant] = {"key": key, "table": table}
+    tmp = out / f"{TABLES}.tmp-{os.getpid()}-{threading.get_ident()}"
+    tmp.write_text(json.dumps(records, indent=1))
+    tmp.replace(out / TABLES)
+    return table
+
+
+def _shared_table(out: Path, variant: str) -> tuple[str, Any] | None:
+    """(initializer name, OrtValue) of this export's word-embedding table, shared by every session of the
+    process whose table has the same bytes; None when the export has no such table or it cannot be read."""
+    import mmap
+
+    import onnxruntime as ort
+
+    try:
+        table = _table_record(out, variant)
+    except (OSError, ValueError, KeyError) as exc:
+        log.debug("no shared embedding table for %s: %s", out, exc)
+        return None
+    if table is None:
+        return None
+    with _TABLES_LOCK:
+        if table["sha256"] not in _TABLES:
+            rows = np.memmap(out / (VARIANTS[variant] + ".data"), dtype=np.float32, mode="r",
+                             offset=table["offset"], shape=tuple(table["dims"]))
+            with contextlib.suppress(AttributeError, OSError):  # madvise: Linux and macOS
+                rows._mmap.madvise(mmap.MADV_RANDOM)  # one page per row looked up, no read-ahead
+            _TABLES[table["sha256"]] = (rows, ort.OrtValue.ortvalue_from_numpy(rows))
+        return table["name"], _TABLES[table["sha256"]][1]
+
+
+def open_session(out: Path, variant: str = "onnx", threads: int | None = None) -> Any:
+    """An ONNX Runtime session of an export, its word-embedding table shared with the process's other
+    sessions (see above)."""
+    import onnxruntime as ort
+
+    options = session_options(threads)
+    shared = _shared_table(Path(out), variant)
+    if shared is not None:
+        options.add_initializer(*shared)
+    return ort.InferenceSession(str(Path(out) / VARIANTS[variant]), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxModel:
     """An exported model: ONNX Runtime session + tokenizer, batches by length, thread-safe."""
 
     kind = ""
 
     def __init__(self, out: Path, variant: str = "onnx", threads: int | None = None):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if variant not in VARIANTS:
             raise ValueError(f"unknown engine variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -624,24 +718,20 @@ class OnnxModel:
         self.do_lower_case = bool(meta["do_lower_case"])
         self.pad_token_id = int(meta["pad_token_id"])
         self.pooling = meta.get("pooling", "")
-        # Reading the 250 k-piece vocabulary takes ~0.6 s, in Rust without the GIL: done in the background
-        # while the session opens (and the caller loads its index), joined on first use.
+        # Reading the 250 k-piece vocabulary takes ~0.6 s: done in the background while the session opens
+        # (and the caller loads its index), joined on first use.
         self._tokenizer: Any = None
         self._tokenizer_error: BaseException | None = None
-        self._tokenizer_thread = threading.Thread(target=self._load_tokenizer, args=(Tokenizer,), daemon=True)
+        self._tokenizer_thread = threading.Thread(target=self._load_tokenizer, daemon=True)
         self._tokenizer_thread.start()
-        self.session = ort.InferenceSession(str(self.folder / VARIANTS[variant]), session_options(threads),
-                                            providers=["CPUExecutionProvider"])
+        self.session = open_session(self.folder, variant, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_tokens = BATCH_TOKENS
         self._lock = threading.Lock()  # two runs at once on 2 cores only thrash (measured in benchmarks)
 
-    def _load_tokenizer(self, tokenizer_class: Any) -> None:
+    def _load_tokenizer(self) -> None:
         try:
-            tokenizer = tokenizer_class.from_file(str(self.folder / TOKENIZER))
-            tokenizer.no_padding()
-            tokenizer.enable_truncation(max_length=self.max_seq_length)
-            self._tokenizer = tokenizer
+            self._tokenizer = load_tokenizer(self.folder, self.max_seq_length, pairs=self.kind == "classifier")
         except BaseException as exc:  # handed to the caller by the tokenizer property
             self._tokenizer_error = exc
 
@@ -746,6 +836,26 @@ def _progress(total: int, show: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="Batches", unit="st")
+
+
+def load_tokenizer(out: Path, max_length: int | None, pairs: bool = False) -> Any:
+    """The tokenizer of an export: the process-wide SentencePiece copy when it gives the same ids (see
+    spm_tokenizer: a fifth of the memory, shared by every model with this tokenizer), else ``tokenizers``.
+    Truncates at ``max_length`` tokens (None: never); never pads. ``pairs``: (text, text) inputs too."""
+    if not pairs:
+        from assistant.embeddings import spm_tokenizer
+
+        if spm_tokenizer.ensure(Path(out), _CALIBRATION) is not None:
+            return spm_tokenizer.shared(Path(out), max_length)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(out) / TOKENIZER))
+    tokenizer.no_padding()
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
 
 
 def load_encoder(folder: Path, variant: str = "onnx", cache: Path | None = None,

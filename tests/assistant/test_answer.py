@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import REFUSAL, REFUSAL_HINT, compose, display_sentence, refusal_text
+from assistant.answer import REFUSAL, REFUSAL_HINT, citation_for, compose, display_sentence, refusal_text
 from assistant.cite import verify
 from assistant.policy import Candidate
 from assistant.text import normalize_ws, split_sentences
@@ -99,6 +99,13 @@ def test_citation_carries_document_dates_from_front_matter(served):
     assert (c.valid_as_of, c.last_checked) == ("2026-11-01", "2026-11-28")
     pdf = served.assistant.ask(ANSWERABLE[0][0]).citations[0]
     assert (pdf.valid_as_of, pdf.last_checked) == (None, None)
+
+
+def test_citation_carries_the_validity_end_too():
+    chunk = Chunk(id="c", text="Gränsen är 700 000 kronor.", source="a.md", corpus_dir="/k", title="A", section="",
+                  page=None, position=0, metadata={"valid_until": "2027-01-31", "last_checked": "2026-11-28"})
+    c = citation_for(1, Hit(chunk, 1.0), "Gränsen är 700 000 kronor.")
+    assert (c.valid_as_of, c.last_checked, c.valid_until) == (None, "2026-11-28", "2027-01-31")
 
 
 @pytest.mark.parametrize("question", UNRELATED)

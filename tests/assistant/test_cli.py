@@ -8,6 +8,7 @@ the installed console script in a subprocess, exactly as a user or a script woul
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 
 from assistant.cite import verify
 from assistant.cli import cli
+from assistant.pipeline import LLM_FAILED
 from assistant.text import normalize_ws
 from assistant.types import Citation
 
@@ -140,6 +142,20 @@ def test_ask_text_output_lists_sources(served):
     assert result.exit_code == 0, result.output
     assert "Källor:" in result.stdout
     assert "[1] Riktlinjer för samverkan – Samverkan > Regionala nätverk (riktlinjer.docx)" in result.stdout
+
+
+def test_ask_text_output_says_when_the_llm_could_not_be_reached(served, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    monkeypatch.setenv("ASSISTANT_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("ASSISTANT_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("ASSISTANT_LLM_TIMEOUT", "5")
+    result = run("ask", *where(served), "Vem samordnar de regionala nätverken?")
+    assert result.exit_code == 0, result.output
+    answer, rest = result.stdout.split("\n\nObs: ", 1)
+    assert answer.strip() and rest.startswith(LLM_FAILED + "\n")
+    assert "Källor:" in rest
 
 
 def test_ask_needs_a_question_or_a_batch(served):

@@ -4,6 +4,7 @@ OpenAI chat-completions API (the same wire protocol as vLLM, llama.cpp server, L
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -16,7 +17,8 @@ import pytest
 from assistant import llm
 from assistant.answer import REFUSAL
 from assistant.cite import verify
-from assistant.pipeline import Assistant
+from assistant.pipeline import LLM_FAILED, Assistant
+from assistant.settings import SettingsError
 from assistant.text import normalize_ws
 
 PAGE2_QUESTION = "Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?"
@@ -43,8 +45,8 @@ class FakeOpenAI:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": "not found"}})
                 status, content = server.reply(body)
-                if status != 200:
-                    return self._send(status, {"error": {"message": "internt fel", "type": "server_error"}})
+                if status != 200:  # the content, if any, is the error message
+                    return self._send(status, {"error": {"message": content or "internt fel", "type": "server_error"}})
                 self._send(200, {
                     "id": f"chatcmpl-{len(server.requests)}",
                     "object": "chat.completion",
@@ -197,23 +199,47 @@ def test_answer_citing_nothing_valid_falls_back_to_extractive(llm_assistant, fak
     _assert_quotes_verbatim(answer, served)
 
 
-def test_server_error_falls_back_to_extractive(llm_assistant, fake_llm, served):
-    fake_llm.reply = lambda body: (500, "")
-    answer = llm_assistant.ask(PAGE2_QUESTION)
+def _fallback_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "assistant.pipeline" and r.levelno == logging.WARNING and "LLM" in r.getMessage()]
+
+
+def test_server_error_falls_back_to_extractive_with_a_warning_and_a_notice(llm_assistant, fake_llm, served, caplog):
+    fake_llm.reply = lambda body: (500, "modellen är överbelastad (nyckel: hemlig)")  # a server echoing the key
+    with caplog.at_level(logging.WARNING, logger="assistant.pipeline"):
+        answer = llm_assistant.ask(PAGE2_QUESTION)
     assert fake_llm.requests  # the LLM was asked (and retried), and failed
     assert answer.mode == "extractive" and not answer.abstained
     assert answer.citations and answer.citations[0].source == "handbok.pdf"
     _assert_quotes_verbatim(answer, served)
+    assert answer.notice == LLM_FAILED and answer.to_json()["notice"] == LLM_FAILED
+    [warning] = _fallback_warnings(caplog)
+    assert "500" in warning and "överbelastad" in warning and fake_llm.base_url in warning
+    assert "hemlig" not in caplog.text  # the API key never reaches the log
 
 
-def test_unreachable_server_falls_back_to_extractive(served, embedder):
+def test_unreachable_server_falls_back_to_extractive_with_a_warning_and_a_notice(served, embedder, caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket is closed
     settings = served.settings.with_(llm_provider="openai", llm_base_url=f"http://127.0.0.1:{port}/v1",
-                                     llm_timeout=5.0)
-    answer = Assistant(settings, embedder).ask(PAGE2_QUESTION)
+                                     llm_api_key="hemlig", llm_timeout=5.0)
+    with caplog.at_level(logging.WARNING, logger="assistant.pipeline"):
+        answer = Assistant(settings, embedder).ask(PAGE2_QUESTION)
     assert answer.mode == "extractive" and answer.citations
+    assert answer.notice == LLM_FAILED
+    assert "Språkmodellen kunde inte nås" in answer.notice and "citat ur dokumenten" in answer.notice
+    [warning] = _fallback_warnings(caplog)
+    assert f"127.0.0.1:{port}" in warning
+    assert "hemlig" not in caplog.text
+
+
+def test_a_working_llm_sets_no_notice(llm_assistant, fake_llm, caplog):
+    fake_llm.reply = lambda body: (200, f"Minst 30 procent [{number_of(body, '30 procent')}].")
+    with caplog.at_level(logging.WARNING, logger="assistant.pipeline"):
+        answer = llm_assistant.ask(PAGE2_QUESTION)
+    assert answer.mode == "llm" and answer.notice == ""
+    assert _fallback_warnings(caplog) == []
 
 
 def test_llm_refusal_abstains(llm_assistant, fake_llm):
@@ -283,9 +309,10 @@ def test_refusal_is_recognised_inside_a_reply(hits):
     assert refused and text == REFUSAL and citations == []
 
 
-def test_unknown_provider_is_an_error(served):
-    with pytest.raises(llm.LLMError, match="okänd"):
-        llm.chat_model(served.settings.with_(llm_provider="acme"))
+def test_unknown_provider_is_refused_by_the_settings(served):
+    """A typo used to give extractive answers forever; now it is an error before any question is asked."""
+    with pytest.raises(SettingsError, match=r"^ASSISTANT_LLM_PROVIDER='acme' .*openai eller ollama"):
+        served.settings.with_(llm_provider="acme")
 
 
 def test_generate_returns_the_servers_text(served, fake_llm, hits):

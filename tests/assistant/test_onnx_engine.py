@@ -119,7 +119,7 @@ def test_an_index_built_by_one_engine_is_refused_and_rebuilt_by_another(served, 
 
 
 def test_unknown_engine_is_an_error():
-    with pytest.raises(ValueError, match="inferensmotor"):
+    with pytest.raises(ValueError, match=r"ASSISTANT_ENGINE='tpu' .*välj onnx, onnx-int8 eller torch"):
         load_embedder(Settings(engine="tpu"))
 
 
@@ -310,3 +310,48 @@ def test_int8_classifier_stays_close_to_fp32(tiny_classifier):
     assert np.abs(int8 - fp32).max() <= 0.1 * np.abs(fp32).max()
     stamp = json.loads((tiny_classifier / "onnx" / "stamp.json").read_text())
     assert stamp["kind"] == "classifier" and stamp["meta"]["inputs"][:2] == ["input_ids", "attention_mask"]
+
+
+# --- the shared word-embedding table --------------------------------------------------------------
+
+
+def test_the_embedder_and_the_relevance_model_share_one_embedding_table(embedder):
+    from assistant.relevance import load_relevance_model
+
+    relevance = load_relevance_model(Settings())
+    records = [onnx_engine._table_record(Path(folder), "onnx")
+               for folder in (embedder.model.folder, relevance.folder / onnx_engine.EXPORT_DIR)]
+    assert records[0] is not None and records[0]["sha256"] == records[1]["sha256"]  # the frozen e5 table
+    assert records[0]["dims"] == [250037, 384]
+    assert records[0]["sha256"] in onnx_engine._TABLES
+    assert len({r["sha256"] for r in records} & set(onnx_engine._TABLES)) == 1
+
+
+def test_a_session_on_the_shared_table_gives_the_same_outputs(tiny_encoder):
+    import onnxruntime as ort
+
+    out = onnx_engine.export_dir(tiny_encoder)
+    ids = np.array([[0, 1500, 98765, 249999, 2], [0, 7, 2, 1, 1]], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": (ids != 1).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
+    for variant in onnx_engine.VARIANTS:
+        shared = onnx_engine.open_session(out, variant)
+        plain = ort.InferenceSession(str(out / onnx_engine.VARIANTS[variant]), onnx_engine.session_options(),
+                                     providers=["CPUExecutionProvider"])
+        names = [i.name for i in plain.get_inputs()]
+        expected = plain.run(None, {n: feed[n] for n in names})[0]
+        assert np.array_equal(shared.run(None, {n: feed[n] for n in names})[0], expected)
+        assert onnx_engine._table_record(out, variant)["name"].endswith("word_embeddings.weight")
+
+
+def test_the_table_record_is_kept_and_redone_when_the_weights_change(tiny_encoder, tmp_path):
+    out = tmp_path / "export"
+    shutil.copytree(onnx_engine.export_dir(tiny_encoder), out)
+    (out / onnx_engine.TABLES).unlink(missing_ok=True)
+    first = onnx_engine._table_record(out, "onnx")
+    recorded = json.loads((out / onnx_engine.TABLES).read_text())["onnx"]
+    assert recorded["table"] == first
+    data = out / "model.onnx.data"
+    with open(data, "r+b") as f:  # one value of the table changes: another checksum, no sharing by mistake
+        f.seek(first["offset"] + 4 * 32 * 5)
+        f.write(np.float32(123.0).tobytes())
+    assert onnx_engine._table_record(out, "onnx")["sha256"] != first["sha256"]

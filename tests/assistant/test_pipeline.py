@@ -11,18 +11,25 @@ from assistant import policy
 from assistant.answer import REFUSAL
 from assistant.cite import verify
 from assistant.pipeline import Assistant
+from assistant.types import Document
 
 
 def test_documents_come_from_the_manifest_without_loading_the_index(fake_served):
     fresh = Assistant(fake_served.settings, embedder=None)  # no model: documents() must not need one
     docs = fresh.documents()
-    assert sorted(e["source"] for e in docs.values()) == sorted(
+    assert sorted(d.source for d in docs) == sorted(
         p.relative_to(fake_served.corpus.dir).as_posix() for p in fake_served.corpus.files)
     assert fresh._index is None and fresh._embedder is None
+    assert all(isinstance(d, Document) and d.chunks > 0 and d.corpus_dir for d in docs)
+    assert sum(d.chunks for d in docs) == fake_served.assistant.loaded_index.summaries.size  # every chunk listed
+    dated = [d for d in docs if d.source.endswith(".md")]
+    assert dated and all((d.valid_as_of, d.last_checked) == ("2026-11-01", "2026-11-28") for d in dated)
+    assert fresh.generation() == fake_served.assistant.loaded_index.name
 
 
 def test_documents_of_a_folder_without_index_are_empty(tmp_path, settings_for, corpus):
-    assert Assistant(settings_for(corpus.dir)).documents() == {}
+    assert Assistant(settings_for(corpus.dir)).documents() == []
+    assert Assistant(settings_for(corpus.dir)).generation() is None
 
 
 def test_a_question_over_the_limit_is_refused_before_any_work(fake_served):

@@ -16,7 +16,7 @@ from assistant.pipeline import Assistant
 from assistant.retrieval import LoadedIndex, Retriever, _document_evidence, _standardise
 from assistant.settings import Settings
 from assistant.summaries import Summaries, dense_stats
-from assistant.types import Hit
+from assistant.types import Hit, document_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def reference_search(index: LoadedIndex, lexical: LexicalIndex, settings: Settin
     comparison is against the same computation in float64."""
     chunks, vectors = index.chunks, index.vectors
     position = {c.id: i for i, c in enumerate(chunks)}
-    _, doc_of = np.unique([f"{c.corpus_dir}::{c.source}" for c in chunks], return_inverse=True)
+    _, doc_of = np.unique([document_key(c.corpus_dir, c.source) for c in chunks], return_inverse=True)
     n = max(settings.candidates, k)
     dense_sims = vectors.astype(np.float64) @ qvec.astype(np.float64) if exact else vectors @ qvec
     rankings: list[list[int]] = []

@@ -16,6 +16,7 @@ from assistant.indexer import build_index, current_generation
 from assistant.loaders import CorpusFile, LoadError, load
 from assistant.settings import Settings
 from assistant.store import ChunkStore
+from assistant.types import Document
 from ui.admin import corpus_documents, unindexed
 
 CANARY = "Kanariefågeln xq7zv bor utanför korpusmappen."
@@ -138,8 +139,8 @@ def test_admin_view_lists_symlinks_and_bad_names_with_their_reason(tmp_path):
     os.symlink("/etc/passwd", corpus / "passwd.txt")
     (corpus / "rad\nbrytning.md").write_text("# X\n\nText.\n", encoding="utf-8")
     settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
-    manifest = {"k": {"corpus_dir": str(corpus.resolve()), "source": "samverkan.md"}}
-    listed = dict(unindexed(settings, manifest))
+    indexed = [Document(str(corpus.resolve()), "samverkan.md", "Samverkan")]
+    listed = dict(unindexed(settings, indexed))
     assert listed["passwd.txt"] == SYMLINK_REASON
     assert "styrtecken" in listed["rad\\nbrytning.md"]
     assert [d.source for d in corpus_documents(settings)] == ["samverkan.md"]  # nothing to remove through a link

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from assistant.settings import Settings
+from assistant.types import Document
 from ui.admin import AdminError, corpus_documents, password_ok, remove_document, safe_name, save_uploads, unindexed
 
 
@@ -104,5 +105,5 @@ def test_unindexed_files_with_reasons(tmp_path: Path):
     (corpus / "ny.md").write_text("# Ny\n\nText.", encoding="utf-8")
     (corpus / "tom.txt").write_text("", encoding="utf-8")
     settings = Settings(corpus_dirs=(corpus,))
-    manifest = {"k": {"corpus_dir": str(corpus.resolve()), "source": "indexerad.md"}}
-    assert unindexed(settings, manifest) == [("ny.md", "inte indexerad än – indexera om"), ("tom.txt", "tom fil")]
+    indexed = [Document(str(corpus.resolve()), "indexerad.md", "I")]
+    assert unindexed(settings, indexed) == [("ny.md", "inte indexerad än – indexera om"), ("tom.txt", "tom fil")]

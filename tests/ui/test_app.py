@@ -4,6 +4,7 @@ the fast tier's stand-ins for the two models (assistant.embeddings.fake, tests/f
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from ui.app import SEARCHING, TEXT_ONLY, ChatApp, build, message_text, text_chatbot, text_messages
 from ui.feedback import FeedbackStore
+from ui.sources import ChatTurn
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def user(text: str) -> dict:
     return {"role": "user", "content": [{"type": "text", "text": text}]}  # as Gradio 6 hands it back
 
 
-def ask(chat: ChatApp, messages: list[dict], turns: list[dict], question: str):
+def ask(chat: ChatApp, messages: list[dict], turns: list[ChatTurn], question: str):
     steps = list(chat.answer([*messages, user(question)], turns))
     messages, turns, panel, _status = steps[-1]
     return steps, messages, turns, panel
@@ -82,7 +84,7 @@ def test_answer_streams_then_shows_cited_sources(built):
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))  # each piece extends the last
     final = messages[-1]["content"]
     assert "Örebro" in final and 'class="cite-ref" href="#kalla-1-1"' in final
-    assert len(turns) == 1 and turns[0]["citations"][0]["source"] == "natverket.pdf"
+    assert len(turns) == 1 and turns[0].citations[0].passage.source == "natverket.pdf"
     assert 'id="kalla-1-1"' in panel and 'href="/doc/0/natverket.pdf#page=2"' in panel and "<mark>" in panel
 
 
@@ -90,8 +92,8 @@ def test_follow_up_uses_the_conversation(built):
     chat = ChatApp(built)
     _, messages, turns, _ = ask(chat, [], [], "Vilka kommuner var med i utvecklingsnätverket?")
     _, messages, turns, panel = ask(chat, messages, turns, "och Malmö då?")
-    assert len(turns) == 2 and not turns[1]["abstained"]
-    assert turns[1]["citations"][0]["source"] == "natverket.pdf"
+    assert len(turns) == 2 and not turns[1].abstained
+    assert turns[1].citations[0].passage.source == "natverket.pdf"
     assert 'id="kalla-2-1"' in panel and 'id="kalla-1-1"' in panel
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
 
@@ -99,7 +101,7 @@ def test_follow_up_uses_the_conversation(built):
 def test_refusal_is_a_refusal(built):
     chat = ChatApp(built)
     _, messages, turns, panel = ask(chat, [], [], "Hur bakar man surdegsbröd?")
-    assert turns[0]["abstained"] and turns[0]["nearest"]
+    assert turns[0].abstained and turns[0].nearest
     assert messages[-1]["content"].startswith('<div class="refusal" role="note">')
     assert 'class="refusal"' in panel and 'id="kalla-1-1"' in panel  # nearest passages are offered
 
@@ -107,7 +109,7 @@ def test_refusal_is_a_refusal(built):
 def test_stale_source_notice(built):
     chat = ChatApp(built)
     _, messages, turns, panel = ask(chat, [], [], "Vad är ett idéburet offentligt partnerskap?")
-    assert turns[0]["citations"][0]["source"] == "vagledning/iop.md"
+    assert turns[0].citations[0].passage.source == "vagledning/iop.md"
     assert 'class="stale-note"' in messages[-1]["content"]
     assert "kontrollerades senast 2020-03-01" in panel
 
@@ -129,7 +131,7 @@ def test_feedback_is_stored_and_updated(built):
     assert comment == "" and "Tack" in status
     turns, _, status = chat.rate("down", "Ändrade mig", turns)
     assert "uppdaterat" in status
-    rows = [r for r in FeedbackStore(built.settings.feedback_path).all() if r["id"] == turns[-1]["feedback_id"]]
+    rows = [r for r in FeedbackStore(built.settings.feedback_path).all() if r["id"] == turns[-1].feedback_id]
     assert len(rows) == 1
     row = rows[0]
     assert (row["rating"], row["comment"], row["mode"]) == ("down", "Ändrade mig", "extractive")
@@ -198,6 +200,34 @@ def test_admin_actions(built, tmp_path: Path):
     assert csv_path.read_text(encoding="utf-8-sig").startswith("id,tid (UTC),omdöme")
 
 
+class FailingDocuments(Assistant):
+    """An assistant whose document listing fails the given way (a fake: the failure is the point)."""
+
+    def __init__(self, settings: Settings, error: Exception):
+        super().__init__(settings)
+        self.error = error
+
+    def documents(self):
+        raise self.error
+
+
+def test_admin_view_tells_what_failed_and_logs_bugs(built, caplog: pytest.LogCaptureFixture):
+    unreadable = ChatApp(FailingDocuments(built.settings, OSError(5, "Input/output error")))
+    with caplog.at_level(logging.WARNING, logger="ui.app"):
+        rows, choices, skipped, summary = unreadable._admin_view()
+    assert rows == [] and skipped == [] and choices["choices"] == []
+    assert summary.startswith("Underlaget kunde inte läsas (Input/output error).")
+    assert [(r.levelname, r.exc_info) for r in caplog.records] == [("WARNING", None)]  # expected: no traceback
+
+    caplog.clear()
+    bug = ChatApp(FailingDocuments(built.settings, KeyError("corpus_dir")))
+    with caplog.at_level(logging.WARNING, logger="ui.app"):
+        rows, choices, skipped, summary = bug._admin_view()
+    assert rows == [] and "kunde inte tas fram" in summary and "serverloggen" in summary
+    (record,) = caplog.records
+    assert record.levelname == "ERROR" and record.exc_info[0] is KeyError  # logged with its traceback
+
+
 def test_chat_takes_text_only():
     chatbot = text_chatbot()
     file_part = {"type": "file", "file": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}}
@@ -228,7 +258,7 @@ def test_questions_are_escaped_and_capped(built):
         _box, same = chat.add_question("x" * 41, messages)
     assert same == messages  # not added; the text stays in the box to be shortened
     steps = list(chat.answer([*messages], []))
-    assert steps[-1][1][0]["question"] == "Gäller <b>LOU</b> & LOV?"  # asked as typed, not escaped
+    assert steps[-1][1][0].question == "Gäller <b>LOU</b> & LOV?"  # asked as typed, not escaped
 
 
 def test_login_tokens_and_back_off(built):

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from ui_corpus import write_pdf
 
 from assistant.settings import Settings
+from assistant.types import Document
 from ui.documents import document_url, resolve_document, router, text_fragment
 
 
@@ -34,12 +35,12 @@ def layout(tmp_path: Path):
     settings = Settings(corpus_dirs=(corpus, other), index_dir=tmp_path / "index")
     root, other_root = str(corpus.resolve()), str(other.resolve())
     manifest = [
-        {"corpus_dir": root, "source": "regler/reserverade.md", "title": "Reserverade"},
-        {"corpus_dir": root, "source": "anteckning.txt", "title": "Anteckning"},
-        {"corpus_dir": root, "source": "sida.html", "title": "Sida"},
-        {"corpus_dir": root, "source": "natverket.pdf", "title": "Nätverket"},
-        {"corpus_dir": root, "source": "genvag.txt", "title": "Genväg"},  # listed, but resolves outside
-        {"corpus_dir": other_root, "source": "annan.md", "title": "Annan"},
+        Document(root, "regler/reserverade.md", "Reserverade"),
+        Document(root, "anteckning.txt", "Anteckning"),
+        Document(root, "sida.html", "Sida"),
+        Document(root, "natverket.pdf", "Nätverket"),
+        Document(root, "genvag.txt", "Genväg"),  # listed, but resolves outside
+        Document(other_root, "annan.md", "Annan"),
     ]
     return settings, manifest, tmp_path
 
@@ -76,7 +77,7 @@ def test_everything_else_is_refused(layout, number, source):
 def test_manifest_entry_without_corpus_dir_is_not_trusted(layout, monkeypatch):
     settings, _, tmp = layout
     monkeypatch.chdir(tmp / "corpus")  # an empty corpus_dir would otherwise resolve to the working folder
-    assert resolve_document(settings, [{"source": "anteckning.txt"}], 0, "anteckning.txt") is None
+    assert resolve_document(settings, [Document("", "anteckning.txt", "")], 0, "anteckning.txt") is None
 
 
 def test_urls_point_at_page_or_quote(layout):
@@ -123,7 +124,7 @@ def test_route_serves_indexed_documents_safely(layout):
         assert "lösenord" not in response.text
 
     # the manifest is read per request: a document removed from the index stops being served
-    entries[:] = [e for e in entries if e["source"] != "anteckning.txt"]
+    entries[:] = [e for e in entries if e.source != "anteckning.txt"]
     assert client.get("/doc/0/anteckning.txt").status_code == 404
 
 
@@ -134,7 +135,7 @@ def test_every_file_name_gets_a_working_link(tmp_path: Path, name: str):
     corpus.mkdir()
     (corpus / name).write_text("Text om samverkan.", encoding="utf-8")
     settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
-    entries = [{"corpus_dir": str(corpus.resolve()), "source": name, "title": "T"}]
+    entries = [Document(str(corpus.resolve()), name, "T")]
     app = FastAPI()
     app.include_router(router(settings, lambda: entries))
     url = document_url(settings, str(corpus), name)
@@ -151,8 +152,8 @@ def test_text_documents_are_decoded_as_when_indexed(tmp_path: Path):
     (corpus / "blandad.md").write_bytes(b"# Rubrik\n\n\xc3\x85tta sociala f\xc3\xb6retag\xff deltog.")
     settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
     root = str(corpus.resolve())
-    entries = [{"corpus_dir": root, "source": "gammal.txt", "title": "Gammal"},
-               {"corpus_dir": root, "source": "blandad.md", "title": "Blandad"}]
+    entries = [Document(root, "gammal.txt", "Gammal"),
+               Document(root, "blandad.md", "Blandad")]
     app = FastAPI()
     app.include_router(router(settings, lambda: entries))
     client = TestClient(app)
