@@ -8,6 +8,7 @@ import numpy as np
 from assistant.embeddings import Embedder, TextEmbedder
 from assistant.embeddings.fake import FAKE_MODEL, HashingEncoder, fake_embedder
 from assistant.policy import Candidate
+from assistant.settings import DEFAULT_MODEL
 from assistant.types import Chunk, Hit
 
 LIMIT = "Direktupphandlingsgränsen i LOU är 700 000 kronor."
@@ -46,7 +47,7 @@ def test_the_stand_in_has_its_own_name_in_the_fingerprint(hashing_embedder):
     assert isinstance(hashing_embedder, TextEmbedder)
     assert hashing_embedder.name == FAKE_MODEL and FAKE_MODEL in hashing_embedder.fingerprint
     # the same vectors under the real model's name would be another index: the name alone separates them
-    impostor = Embedder(hashing_embedder.model, "intfloat/multilingual-e5-small", "query: ", "passage: ")
+    impostor = Embedder(hashing_embedder.model, DEFAULT_MODEL, "query: ", "passage: ")
     assert impostor.fingerprint != hashing_embedder.fingerprint
 
 
