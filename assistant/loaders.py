@@ -431,7 +431,7 @@ def _pdf(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dic
     except PdfReadError as exc:
         raise LoadError(f"trasig PDF: {exc}") from exc
     sections = _pdf_outline(reader)
-    texts = _without_running_lines([_HYPHENATED.sub(r"\1\2", text) for text in raw])
+    texts = _without_running_lines([_join_hyphenated(text) for text in raw])
     blocks: list[Block] = []
     for number, text in enumerate(texts, start=1):
         section = ""
@@ -447,6 +447,14 @@ def _pdf(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dic
 
 
 _HYPHENATED = re.compile(r"(\w)-\n(\w)")  # "upp-\nhandling" → "upphandling" (line-end hyphenation)
+# A Swedish suspended hyphen ends a compound's first part before a conjunction: "social- och
+# arbetsmarknadsnämnden", "hälso- och sjukvård", "för- eller nackdelar". Broken after it, the hyphen is
+# the word's own and the line break a space.
+_SUSPENDED = re.compile(r"(\w)-\n(?=(?:och|eller|samt|till|som)\b)")
+
+
+def _join_hyphenated(text: str) -> str:
+    return _HYPHENATED.sub(r"\1\2", _SUSPENDED.sub(r"\1- ", text))
 _DIGITS = re.compile(r"\d+")
 
 

@@ -220,3 +220,23 @@ def test_pdf_running_headers_and_hyphenation_are_cleaned(tmp_path: Path, write_p
     assert "offentlig upphandling" in text  # the line-end hyphen is joined
     assert [b.page for b in doc.blocks] == [1, 2, 3, 4]
     assert "idéburna partnerskap" in next(b.text for b in doc.blocks if b.page == 3)
+
+
+# --- PDF line-end hyphens ------------------------------------------------------------------------
+
+
+def test_pdf_keeps_swedish_suspended_hyphens(tmp_path, write_pdf_file):
+    path = write_pdf_file(tmp_path / "namnder.pdf", [((), (
+        "Ärendet bereds av social-\noch arbetsmarknadsnämnden, som ansvarar för hälso-\noch sjukvård.\n"
+        "Utredningen väger för-\neller nackdelar med bygg-\nsamt anläggningsentreprenader."))])
+    text = normalize_ws(_load(path).blocks[0].text)
+    assert "av social- och arbetsmarknadsnämnden, som" in text
+    assert "för hälso- och sjukvård." in text
+    assert "väger för- eller nackdelar med bygg- samt anläggningsentreprenader." in text
+
+
+def test_pdf_joins_a_word_broken_at_the_line_end(tmp_path, write_pdf_file):
+    path = write_pdf_file(tmp_path / "arbete.pdf", [((), (
+        "Kommunen vill stärka arbets-\nmarknaden och köper till-\nfälliga platser som-\nmartid."))])
+    text = normalize_ws(_load(path).blocks[0].text)
+    assert "stärka arbetsmarknaden och köper tillfälliga platser sommartid." in text
