@@ -141,12 +141,13 @@ def document_response(path: Path, title: str = "") -> Response:
     headers["Content-Security-Policy"] = _SANDBOX
     if suffix in {".md", ".markdown", ".txt"}:
         # decoded as at index time, so what the reader sees is what was quoted (an old cp1252 file too)
-        from assistant.loaders import decode_text
+        from assistant.loaders import decode_text, readable_markdown
 
         text = decode_text(path.read_bytes())
         if suffix == ".txt":
             return PlainTextResponse(text, headers=headers)
-        return HTMLResponse(render_markdown(text, title or path.stem), headers=headers)
+        # source keys spelled out, as in the index and the quotes: "(källa: S45)" names the source
+        return HTMLResponse(render_markdown(readable_markdown(text), title or path.stem), headers=headers)
     if suffix in {".html", ".htm"}:
         return FileResponse(path, media_type="text/html", headers=headers)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
