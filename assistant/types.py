@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.text import without_source_notes
+
 
 @dataclass(frozen=True)
 class Block:
@@ -48,9 +50,11 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def embedding_text(self) -> str:
-        """What the model sees: the title and section give a short passage its context."""
+        """What the models see (embeddings, bm25): the title and section give a short passage its context;
+        source notes are left out (:func:`assistant.text.without_source_notes`)."""
         head = " > ".join(p for p in (self.title, self.section) if p)
-        return f"{head}\n{self.text}" if head else self.text
+        text = without_source_notes(self.text)
+        return f"{head}\n{text}" if head else text
 
 
 @dataclass
