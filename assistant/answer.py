@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from assistant.lexical import STOPWORDS, stem
+from assistant.text import SOURCE_NOTE as _SOURCE_NOTE
 from assistant.text import normalize_ws, words
 from assistant.types import Citation, Hit, dates
 
 REFUSAL = "Underlaget svarar inte på det."
 REFUSAL_HINT = "De närmaste avsnitten i underlaget finns nedan; de kan ge ledtrådar men besvarar inte frågan."
 
-_SOURCE_NOTE = re.compile(r"\s*\((?:källa|källor|source)[^)]*\)", re.I)
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 
 

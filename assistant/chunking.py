@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from itertools import groupby
 
 from assistant.loaders import LoadError
-from assistant.text import split_sentences
+from assistant.text import split_sentences, without_source_notes
 from assistant.types import Block, Chunk, SourceDocument
 
 # Bump when the output of this module changes: the index is then rebuilt.
-CHUNKER_VERSION = "6"  # 6: heading-like lines are sentence units of their own
+CHUNKER_VERSION = "7"  # 7: source keys spelled out (left out of the embedded text), Markdown via markdown-it
 
 
 def chunk_document(
@@ -28,13 +28,16 @@ def chunk_document(
 ) -> list[Chunk]:
     """``max_chunks``: a file that would give more chunks is refused (a LoadError) as soon as it does,
     before anything is embedded (``Settings.max_chunks``)."""
+    def model_tokens(text: str) -> int:  # the models read the text without its source notes (Chunk.embedding_text)
+        return count_tokens(without_source_notes(text))
+
     texts: list[tuple[str, str, int | None]] = []
     for (section, page), group in groupby(doc.blocks, key=lambda b: (b.section, b.page)):
         # room left for the text once the title and section line are added
         header = count_tokens(_header(doc.title, section)) if (doc.title or section) else 0
         budget = max(16, min(target_tokens, max_tokens) - header)
         hard = max(16, max_tokens - header)
-        for text in _pack(list(group), count_tokens, budget, hard):
+        for text in _pack(list(group), model_tokens, budget, hard):
             texts.append((text, section, page))
             if max_chunks is not None and len(texts) > max_chunks:
                 raise LoadError(f"för många avsnitt: mer än {max_chunks:_} ".replace("_", " ")

@@ -1,6 +1,6 @@
 """Load Markdown, plain text, PDF, DOCX and HTML files into ``SourceDocument``s of paragraph blocks.
 
-The format libraries (pypdf, python-docx, BeautifulSoup, PyYAML) do the parsing. We walk their output
+The format libraries (pypdf, python-docx, BeautifulSoup, markdown-it-py, PyYAML) do the parsing. We walk their output
 ourselves rather than use LangChain's loaders because those drop what citations need: heading styles in
 DOCX, heading paths in HTML, the exact source text of Markdown; and langchain-community is being sunset.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import codecs
 import errno
+import functools
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -26,6 +28,8 @@ from assistant.types import Block, SkippedFile, SourceDocument
 
 if TYPE_CHECKING:
     from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Reference lists match almost any query word for word yet answer none: they stay in the file (and the
 # front matter's `sources`), out of the index.
@@ -267,21 +271,19 @@ def _in_reference_section(section: str) -> bool:
 
 
 def document_text(file: CorpusFile, page: int | None = None, limits: Limits | None = None) -> str:
-    """The text a quote must appear in: the raw file for text formats, the extracted text otherwise.
+    """The text a quote must appear in: the file's text for text formats, the extracted text otherwise.
     Text files are decoded exactly as :func:`load` decodes them, so an indexed sentence is always found."""
     limits = limits or Limits.from_env()
     suffix = file.path.suffix.lower()
-    if suffix in {".md", ".markdown", ".txt"}:
+    if suffix == ".txt":
         return decode_text(read_bytes(file, limits))
+    if suffix in {".md", ".markdown"}:  # with the source keys spelled out, as indexed
+        return readable_markdown(decode_text(read_bytes(file, limits)))
     doc = load(file, limits)
     return "\n\n".join(b.text for b in doc.blocks if page is None or b.page == page)
 
 
 # --- Markdown and plain text -------------------------------------------------------------------
-
-_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-
 
 # A valid UTF-8 sequence of two to four bytes (RFC 3629: no overlongs, no surrogates).
 _UTF8_MULTIBYTE = re.compile(
@@ -331,19 +333,51 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    m = _FRONT_MATTER.match(text)
-    if not m:
-        return {}, text
-    if len(m.group(1)) > MAX_FRONT_MATTER_CHARS:
+@functools.cache  # one shared parser: parse() keeps no state between calls
+def _markdown_parser():
+    """markdown-it-py (CommonMark, GFM tables, YAML front matter) for the block structure only: the inline
+    rule is off, so heading text stays as written and inline syntax costs no time."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.front_matter import front_matter_plugin
+
+    md = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
+    md.core.ruler.disable("inline")
+    return md
+
+
+# markdown-it's own line breaks (it turns \r\n and \r into \n): its token line numbers count these
+_LINE_BREAK = re.compile(r"(\r\n?|\n)")
+
+
+def _split_lines(text: str) -> tuple[list[str], list[str]]:
+    """The lines as markdown-it numbers them, and the break after each ("" after the last one)."""
+    parts = _LINE_BREAK.split(text)
+    return parts[0::2], [*parts[1::2], ""]
+
+
+def _front_matter(tokens: list) -> tuple[dict[str, Any], int]:
+    """The parsed front matter and the number of its lines (0 without front matter)."""
+    if not tokens or tokens[0].type != "front_matter":
+        return {}, 0
+    content = tokens[0].content
+    if len(content) > MAX_FRONT_MATTER_CHARS:
         raise LoadError(f"front matter är för stor (mer än {MAX_FRONT_MATTER_CHARS // 1024} kB)")
     try:
-        meta = yaml.load(m.group(1), Loader=_NoAliasLoader) or {}  # a SafeLoader: no arbitrary objects
+        meta = yaml.load(content, Loader=_NoAliasLoader) or {}  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise LoadError(f"felaktig YAML-front matter: {exc}") from exc
     if not isinstance(meta, dict):
         raise LoadError("front matter ska vara en YAML-mappning (nyckel: värde)")
-    return _plain(meta), text[m.end():]
+    return _plain(meta), tokens[0].map[1]
+
+
+def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """The front matter (a LoadError when it is not a valid YAML mapping) and the text after it."""
+    meta, end = _front_matter(_markdown_parser().parse(text))
+    if not end:
+        return {}, text
+    lines, breaks = _split_lines(text)
+    return meta, "".join(line + brk for line, brk in zip(lines[end:], breaks[end:], strict=True))
 
 
 def _plain(meta: dict[str, Any]) -> dict[str, Any]:
@@ -360,48 +394,204 @@ def _plain(meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- source keys --------------------------------------------------------------------------------
+# The corpus notes its sources as keys, "(källa: S45)", listed in the file's "Källor" section
+# ("- S45 – Upphandlingsmyndigheten, reserverad upphandling") and in the front matter's `sources`
+# ("S45 – upphandlingsmyndigheten.se/…"). A reader cannot follow a key, so the loader spells each note
+# out with the source's name, preferring the Källor list (names) over the front matter (addresses, which
+# stay in the metadata). The text the index, the quote check and the document view read is the same
+# resolved text, so quotes stay verbatim. A key that resolves nowhere stays as written and is logged.
+
+_KEY = r"S\d+[a-z]?"
+_KEYS = rf"{_KEY}(?:\s*(?:,|och|[–—-])\s*{_KEY})*"  # "S45", "S45, S46", "S45 och S92", "S57–S58"
+_SOURCE_ENTRY = re.compile(rf"({_KEYS})\s+[–—-]\s+(\S.*)")
+_KEY_RANGE = re.compile(r"S(\d+)\s*[–—-]\s*S(\d+)")
+_NOTE = re.compile(r"\((källa|källor)(:\s*)([^()\n]*)\)", re.I)
+_TABLE_CELL = re.compile(r"(?<=\|)([^|\n]*)(?=\|)")
+_NOTE_PARTS = re.compile(r"\s*[,;]\s*")
+MAX_KEY_RANGE = 100  # "S1–S999999999" must not become a billion lookups
+
+
+def _keys(expression: str) -> list[str] | None:
+    """The single keys an expression names ("S70–S72" → S70, S71, S72), or None if it is not one."""
+    keys: list[str] = []
+    for part in re.split(r"\s*(?:,|\boch\b)\s*", expression.strip()):
+        span = _KEY_RANGE.fullmatch(part)
+        if span:
+            low, high = int(span[1]), int(span[2])
+            if not 0 <= high - low <= MAX_KEY_RANGE:
+                return None
+            keys.extend(f"S{n}" for n in range(low, high + 1))
+        elif re.fullmatch(_KEY, part):
+            keys.append(part)
+        else:
+            return None
+    return keys
+
+
+def _key_id(expression: str) -> str:
+    return re.sub(r"\s+", "", expression).replace("—", "–").replace("-", "–")
+
+
+def _source_names(entries: list[str]) -> dict[str, str]:
+    """Key → what stands after the dash; a group entry ("S45, S46 – …") also names each of its keys,
+    unless a key has an entry of its own."""
+    names: dict[str, str] = {}
+    groups: list[tuple[list[str], str]] = []
+    for entry in entries:
+        m = _SOURCE_ENTRY.fullmatch(" ".join(entry.split()))
+        keys = _keys(m[1]) if m else None
+        if not m or not keys:
+            continue
+        name = m[2].strip()
+        names.setdefault(_key_id(m[1]), name)
+        if len(keys) > 1:
+            groups.append((keys, name))
+    for keys, name in groups:
+        for key in keys:
+            names.setdefault(key, name)
+    return names
+
+
+def _resolve_keys(text: str, names: dict[str, str], unknown: set[str]) -> str | None:
+    """ "S45, S44" → "name of S45; name of S44"; None when nothing resolves (the text then stays)."""
+    out: list[str] = []
+    resolved = False
+    for part in _NOTE_PARTS.split(text.strip()):
+        keys = _keys(part)
+        if _key_id(part) in names:  # as listed, "S57–S58" too
+            out.append(names[_key_id(part)])
+        elif keys and all(k in names for k in keys):
+            out.extend(names[k] for k in keys)
+        else:
+            if keys:
+                unknown.add(part)
+            out.append(part)
+            continue
+        resolved = True
+    return "; ".join(dict.fromkeys(out)) if resolved else None
+
+
+def _resolve_line(line: str, names: dict[str, str], unknown: set[str], table_row: bool = False) -> str:
+    def note(m: re.Match) -> str:
+        resolved = _resolve_keys(m[3], names, unknown)
+        return m[0] if resolved is None else f"({m[1]}{m[2]}{resolved})"
+
+    def cell(m: re.Match) -> str:  # a table column of sources: cells that hold keys and nothing else
+        value = m[1].strip()
+        if not value or not all(_keys(p) for p in _NOTE_PARTS.split(value)):
+            return m[1]
+        resolved = _resolve_keys(value, names, unknown)
+        return m[1] if resolved is None else m[1].replace(value, resolved, 1)
+
+    if "(" in line:
+        line = _NOTE.sub(note, line)
+    if table_row and "|" in line:
+        line = _TABLE_CELL.sub(cell, line)
+    return line
+
+
+@dataclass
+class _ParsedMarkdown:
+    tokens: list
+    lines: list[str]  # source keys resolved; as many as markdown-it counts, so token maps index them
+    breaks: list[str]
+    meta: dict[str, Any]
+    names: dict[str, str]
+    unknown: set[str]
+
+    @property
+    def text(self) -> str:
+        return "".join(line + brk for line, brk in zip(self.lines, self.breaks, strict=True))
+
+
+def _parse_markdown(text: str, strict: bool = True) -> _ParsedMarkdown:
+    """``strict``: a bad front matter is a LoadError (indexing) rather than no front matter (display)."""
+    tokens = _markdown_parser().parse(text)
+    lines, breaks = _split_lines(text)
+    try:
+        meta, body_start = _front_matter(tokens)
+    except LoadError:
+        if strict:
+            raise
+        meta, body_start = {}, tokens[0].map[1]
+    listed = meta.get("sources")
+    entries = _reference_entries(tokens) + ([str(s) for s in listed] if isinstance(listed, list)
+                                            else [str(listed)] if listed else [])
+    names = _source_names(entries)
+    table_rows = {i for t in tokens if t.type == "table_open" and t.map for i in range(*t.map)}
+    unknown: set[str] = set()
+    for i in range(body_start, len(lines)):
+        lines[i] = _resolve_line(lines[i], names, unknown, i in table_rows)
+    return _ParsedMarkdown(tokens, lines, breaks, meta, names, unknown)
+
+
+def _reference_entries(tokens: list) -> list[str]:
+    """The lines of the reference sections (Källor, Referenser …): there the keys are given names."""
+    entries: list[str] = []
+    level = 0  # the reference section's heading level, 0 outside one
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open":
+            this = int(tok.tag[1])
+            heading = " ".join(tokens[i + 1].content.split())
+            if REFERENCE_SECTIONS.match(heading):
+                level = this
+            elif level and this <= level:
+                level = 0
+        elif level and tok.type == "inline" and tokens[i - 1].type != "heading_open":
+            entries.extend(tok.content.split("\n"))
+    return entries
+
+
+def readable_markdown(text: str) -> str:
+    """The Markdown file as the index holds it and the reader sees it: source keys spelled out (see
+    above), everything else as written. The quote check and the document view read this."""
+    return _parse_markdown(text, strict=False).text
+
+
+_WHOLE_BLOCKS = {"fence", "code_block", "html_block"}  # kept whole: blank lines are part of them
+
+
 def _markdown(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
     if len(data) > 4 * limits.max_chars:  # even at 4 bytes a character: too much, no need to decode it
         raise _too_many_chars(limits)
     text = decode_text(data)
     if len(text) > limits.max_chars:
         raise _too_many_chars(limits)
-    meta, body = parse_front_matter(text) if path.suffix.lower() != ".txt" else ({}, text)
     if path.suffix.lower() == ".txt":
-        return "", [Block(p.strip(), "") for p in re.split(r"\n\s*\n", body) if p.strip()], meta
+        return "", [Block(p.strip(), "") for p in re.split(r"\n\s*\n", text) if p.strip()], {}
+    parsed = _parse_markdown(text)
+    if parsed.unknown:
+        log.warning("%s: källnycklar utan källa i filen står kvar som de är: %s", path,
+                    ", ".join(sorted(parsed.unknown)))
+    tokens, lines = parsed.tokens, parsed.lines
     title = ""
     stack: list[tuple[int, str]] = []  # (level, heading) of the current section path
     blocks: list[Block] = []
-    para: list[str] = []
-    fenced = False
-
-    def flush() -> None:
-        if para:
-            section = " > ".join(h for _, h in stack)
-            blocks.append(Block("\n".join(para).strip(), section))
-            para.clear()
-
-    for line in body.split("\n"):
-        if line.strip().startswith("```"):
-            fenced = not fenced
-            para.append(line)
+    for i, tok in enumerate(tokens):
+        # top-level blocks only: a list's paragraphs and a quote's headings belong to the list or quote
+        if tok.level != 0 or tok.map is None or tok.nesting == -1 or tok.type in {"front_matter", "hr"}:
             continue
-        m = None if fenced else _HEADING.match(line)
-        if m:
-            flush()
-            level, heading = len(m.group(1)), m.group(2).strip()
+        if tok.type == "heading_open":  # ATX (#) and setext (underlined) alike
+            heading = " ".join(_resolve_line(tokens[i + 1].content, parsed.names, set()).split())
+            level = int(tok.tag[1])
+            if not heading:
+                continue
             if level == 1 and not title:
                 title = heading  # the document title is not part of the section path
                 continue
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, heading))
-        elif not line.strip() and not fenced:
-            flush()
-        else:
-            para.append(line)
-    flush()
-    return title, blocks, meta
+            continue
+        section = " > ".join(h for _, h in stack)
+        source = lines[tok.map[0]:tok.map[1]]
+        if tok.type in _WHOLE_BLOCKS:
+            parts = ["\n".join(source)]
+        else:  # a list or quote with blank lines: one block per paragraph, as a table's rows stay one
+            parts = re.split(r"\n\s*\n", "\n".join(source))
+        blocks.extend(Block(p.strip(), section) for p in parts if p.strip())
+    return title, blocks, parsed.meta
 
 
 # --- PDF ------------------------------------------------------------------------------------------
@@ -431,7 +621,7 @@ def _pdf(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dic
     except PdfReadError as exc:
         raise LoadError(f"trasig PDF: {exc}") from exc
     sections = _pdf_outline(reader)
-    texts = _without_running_lines([_HYPHENATED.sub(r"\1\2", text) for text in raw])
+    texts = _without_running_lines([_join_hyphenated(text) for text in raw])
     blocks: list[Block] = []
     for number, text in enumerate(texts, start=1):
         section = ""
@@ -447,6 +637,14 @@ def _pdf(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dic
 
 
 _HYPHENATED = re.compile(r"(\w)-\n(\w)")  # "upp-\nhandling" → "upphandling" (line-end hyphenation)
+# A Swedish suspended hyphen ends a compound's first part before a conjunction: "social- och
+# arbetsmarknadsnämnden", "hälso- och sjukvård", "för- eller nackdelar". Broken after it, the hyphen is
+# the word's own and the line break a space.
+_SUSPENDED = re.compile(r"(\w)-\n(?=(?:och|eller|samt|till|som)\b)")
+
+
+def _join_hyphenated(text: str) -> str:
+    return _HYPHENATED.sub(r"\1\2", _SUSPENDED.sub(r"\1- ", text))
 _DIGITS = re.compile(r"\d+")
 
 

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from assistant.answer import display_sentence
-from assistant.text import is_heading_like, split_sentences, words
+from assistant.text import is_heading_like, split_sentences, without_source_notes, words
 from assistant.types import Hit
 
 # --- the constants -----------------------------------------------------------------------------------
@@ -199,23 +199,27 @@ def decide(hits: list[Hit], scored: list[Candidate], question: str = "") -> Deci
         if best is None:
             return Decision(False, [], hits, MISSING_NUMBER[kind], best=ranked[0].score, candidates=scored)
     chosen = [best]
-    budget = len(words(best.text))
+
+    def size(c: Candidate) -> int:  # as shown: the source notes are not part of the answer
+        return len(words(without_source_notes(c.text)))
+
+    budget = size(best)
 
     def room(c: Candidate) -> bool:
-        return (len(chosen) < MAX_SENTENCES and budget + len(words(c.text)) <= MAX_WORDS
+        return (len(chosen) < MAX_SENTENCES and budget + size(c) <= MAX_WORDS
                 and not any(_same_content(c.text, d.text) for d in chosen))
 
     follower = next((c for c in scored if c.hit.chunk.id == best.hit.chunk.id and c.index == best.index + 1), None)
     if follower is not None and follower.score >= CONTEXT_THRESHOLD and room(follower):
         chosen.append(follower)
-        budget += len(words(follower.text))
+        budget += size(follower)
     floor = max(SUPPORT_THRESHOLD, best.score - SUPPORT_MARGIN)
     for c in ranked:
         if c in chosen or c.score < floor:
             continue
         if room(c):
             chosen.append(c)
-            budget += len(words(c.text))
+            budget += size(c)
     rest = sorted(chosen[1:], key=lambda c: (c.hit.rank, c.index))
     return Decision(True, [best, *rest], hits, best=best.score, candidates=scored)
 

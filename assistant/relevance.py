@@ -71,8 +71,10 @@ class RelevanceModel:
 
     def score(self, question: str, candidates: Sequence) -> np.ndarray:
         """P(answers) for each policy.Candidate: the sentence read with its document title and section."""
-        pairs = [crossencoder.pair_inputs(question, c.text, c.hit.chunk.title, c.hit.chunk.section)
-                 for c in candidates]
+        from assistant.text import without_source_notes  # a named source is no evidence of an answer
+
+        pairs = [crossencoder.pair_inputs(question, without_source_notes(c.text), c.hit.chunk.title,
+                                          c.hit.chunk.section) for c in candidates]
         return crossencoder.sigmoid(self.logits(pairs))
 
 

@@ -24,6 +24,18 @@ _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+)")
 _LIST_LINE = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|\|)\s*")
 
 
+# "(källa: …)" notes; one level of brackets inside, since a spelled-out source keeps its date:
+# "(källa: SKR, Föreningsbidrag (2023-12-13))"
+SOURCE_NOTE = re.compile(r"\s*\((?:källa|källor|source)(?:[^()]|\([^()]*\))*\)", re.I)
+
+
+def without_source_notes(text: str) -> str:
+    """What a text says, without its "(källa: …)" notes: what the models read (embeddings, bm25, the
+    relevance model) and what the answer's word budget counts. A note names a source, often in more words
+    than the claim, and would pull in every passage that cites the same source."""
+    return SOURCE_NOTE.sub("", text)
+
+
 def normalize_ws(text: str) -> str:
     return _WS.sub(" ", text).strip()
 

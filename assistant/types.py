@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from assistant.text import without_source_notes
+
 DATE_FIELDS = ("valid_as_of", "last_checked", "valid_until")  # the front matter's dates, see corpus/README.md
 
 
@@ -76,9 +78,11 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def embedding_text(self) -> str:
-        """What the model sees: the title and section give a short passage its context."""
+        """What the models see (embeddings, bm25): the title and section give a short passage its context;
+        source notes are left out (:func:`assistant.text.without_source_notes`)."""
         head = " > ".join(p for p in (self.title, self.section) if p)
-        return f"{head}\n{self.text}" if head else self.text
+        text = without_source_notes(self.text)
+        return f"{head}\n{text}" if head else text
 
     def location(self, with_source: bool = True) -> str:
         return location(self.title, self.section, self.page, self.source if with_source else None)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from assistant.pipeline import read_corpus_text, without_front_matter
+from assistant.pipeline import read_corpus_text, readable_markdown, without_front_matter
 from assistant.settings import Settings
 from assistant.types import Document
 
@@ -138,7 +138,8 @@ def document_response(path: Path, title: str = "") -> Response:
         text = read_corpus_text(path)
         if suffix == ".txt":
             return PlainTextResponse(text, headers=headers)
-        return HTMLResponse(render_markdown(text, title or path.stem), headers=headers)
+        # source keys spelled out, as in the index and the quotes: "(källa: S45)" names the source
+        return HTMLResponse(render_markdown(readable_markdown(text), title or path.stem), headers=headers)
     if suffix in {".html", ".htm"}:
         return FileResponse(path, media_type="text/html", headers=headers)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

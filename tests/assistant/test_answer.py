@@ -142,6 +142,12 @@ def test_display_sentence_drops_list_marks_and_source_notes():
     assert display_sentence("2. Andra punkten (källor: S1, S2)") == "Andra punkten"
 
 
+def test_display_sentence_drops_a_spelled_out_source_with_its_date():
+    # the loader spells "(källa: S75)" out as the source's name, which may carry a date in brackets
+    assert display_sentence("Bidraget beslutas av nämnden (källa: SKR, Föreningsbidrag (2023-12-13)).") == (
+        "Bidraget beslutas av nämnden.")
+
+
 def test_refusal_text_lists_the_nearest(served):
     hits, _ = served.assistant.search(UNRELATED[0], k=2)
     text = refusal_text(hits)

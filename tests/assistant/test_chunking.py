@@ -152,3 +152,17 @@ def test_changed_text_changes_ids_and_another_folder_gives_other_ids(embedder, c
     copy.write_bytes(corpus.markdown.read_bytes())
     elsewhere = chunk_document(load(CorpusFile(other, copy)), embedder.count_tokens, 200, 512)
     assert not {c.id for c in elsewhere} & {c.id for c in after}
+
+
+def test_source_notes_do_not_count_against_the_token_budget(tmp_path):
+    # the models read a chunk without its "(källa: …)" notes (Chunk.embedding_text), so a spelled-out source
+    # must not split paragraphs that fit together; counted here in words, a stand-in for the tokenizer
+    note = "(källa: Upphandlingsmyndigheten, reserverad upphandling och regler om reserverad upphandling)"
+    path = tmp_path / "c" / "not.md"
+    path.parent.mkdir()
+    path.write_text(f"## Avsnitt\n\nKommunen får reservera kontraktet för sociala företag {note}.\n\n"
+                    f"Minst 30 procent av de anställda ska tillhöra målgruppen {note}.\n", encoding="utf-8")
+    doc = load(CorpusFile(path.parent, path))
+    chunks = chunk_document(doc, lambda text: len(text.split()), target_tokens=25, max_tokens=512)
+    assert [c.text for c in chunks] == ["\n\n".join(b.text for b in doc.blocks)]
+    assert note in chunks[0].text and note not in chunks[0].embedding_text()

@@ -220,3 +220,142 @@ def test_pdf_running_headers_and_hyphenation_are_cleaned(tmp_path: Path, write_p
     assert "offentlig upphandling" in text  # the line-end hyphen is joined
     assert [b.page for b in doc.blocks] == [1, 2, 3, 4]
     assert "idéburna partnerskap" in next(b.text for b in doc.blocks if b.page == 3)
+
+
+# --- Markdown structure on markdown-it tokens ------------------------------------------------------
+
+
+def test_markdown_setext_headings_give_title_and_sections(tmp_path):
+    path = tmp_path / "setext.md"
+    path.write_text("Samverkan i kommunen\n====================\n\nInledande text.\n\n"
+                    "Avtal\n-----\n\nKommunen tecknar avtal.\n\n### Uppföljning\n\nAvtalet följs upp.\n",
+                    encoding="utf-8")
+    doc = _load(path)
+    assert doc.title == "Samverkan i kommunen"
+    assert [(b.text, b.section) for b in doc.blocks] == [
+        ("Inledande text.", ""),
+        ("Kommunen tecknar avtal.", "Avtal"),
+        ("Avtalet följs upp.", "Avtal > Uppföljning"),
+    ]
+
+
+def test_markdown_tilde_fences_are_one_block_and_hide_headings(tmp_path):
+    path = tmp_path / "tilde.md"
+    path.write_text("# Titeln\n\n## Exempel\n\nSå här ser filen ut.\n\n"
+                    "~~~yaml\n# ingen rubrik\n\nnyckel: värde\n~~~\n\n## Nästa\n\nText efter.\n", encoding="utf-8")
+    doc = _load(path)
+    assert doc.title == "Titeln"
+    assert [(b.text, b.section) for b in doc.blocks] == [
+        ("Så här ser filen ut.", "Exempel"),
+        ("~~~yaml\n# ingen rubrik\n\nnyckel: värde\n~~~", "Exempel"),  # the blank line does not split it
+        ("Text efter.", "Nästa"),
+    ]
+
+
+def test_markdown_table_rows_stay_one_block_apart_from_the_lead_line(tmp_path):
+    path = tmp_path / "tabell.md"
+    table = ("| Period | Gräns | Källa |\n|---|---|---|\n| 2024–2025 | 700 000 kronor | S54 |\n"
+             "| 2026–2027 | 800 000 kronor | S52, S56 |")
+    path.write_text("---\nsources: [\"S52 – upphandlingsmyndigheten.se/troskelvarden\", "
+                    "\"S54 – Konkurrensverket, nya upphandlingsregler\", \"S56 – SKR, tröskelvärden\"]\n---\n\n"
+                    f"## Belopp\n\nTabellen visar gränserna:\n{table}\n\nText efter tabellen.\n", encoding="utf-8")
+    doc = _load(path)
+    resolved = table.replace("| S54 |", "| Konkurrensverket, nya upphandlingsregler |").replace(
+        "| S52, S56 |", "| upphandlingsmyndigheten.se/troskelvarden; SKR, tröskelvärden |")
+    assert [(b.text, b.section) for b in doc.blocks] == [
+        ("Tabellen visar gränserna:", "Belopp"),  # a table may follow a line without a blank line
+        (resolved, "Belopp"),  # the rows together, as the chunker expects (one unit per row)
+        ("Text efter tabellen.", "Belopp"),
+    ]
+
+
+def test_markdown_empty_front_matter_and_setext_after_front_matter(tmp_path):
+    empty = tmp_path / "tom-front-matter.md"
+    empty.write_text("---\n---\n\n# Titel\n\nText.\n", encoding="utf-8")
+    doc = _load(empty)
+    assert (doc.title, doc.metadata, [b.text for b in doc.blocks]) == ("Titel", {}, ["Text."])
+    closed = tmp_path / "front-matter.md"
+    closed.write_text("---\ntitle: Från front matter\nsources:\n  - S1 – skr.se\n---\nAvsnitt\n-------\nText.\n",
+                      encoding="utf-8")
+    doc = _load(closed)  # the closing --- is front matter, not the underline of a heading
+    assert doc.title == "Från front matter"
+    assert doc.metadata == {"title": "Från front matter", "sources": ["S1 – skr.se"]}
+    assert [(b.text, b.section) for b in doc.blocks] == [("Text.", "Avsnitt")]
+
+
+# --- source keys spelled out ---------------------------------------------------------------------
+
+KEYED = """\
+---
+title: Reserverade kontrakt
+sources: ["S45 – upphandlingsmyndigheten.se/hallbarhet/reserverad-upphandling/", "S47 – HFD 2021:48",
+  "S57–S58 – EU:s delegerade förordning 2025/2152", "S9 – esf.se/projektbanken"]
+---
+
+# Reserverade kontrakt
+
+En kommun får reservera rätten att delta i en upphandling (källa: S45). Hela leverantören måste \
+uppfylla kraven (källa: S45, S47). Tröskelvärdena gäller från 2026 (källa: S57–S58). Projektet pågick \
+till 2023 (källa: S9). Budgeten anges i projektbeskrivningen (källa: projektbeskrivningen).
+
+## Källor
+
+- S45 – Upphandlingsmyndigheten, reserverad upphandling
+- S47 – Högsta förvaltningsdomstolen, HFD 2021:48 (2021-10-20)
+"""
+
+
+def test_source_keys_become_the_names_of_the_sources(tmp_path):
+    path = tmp_path / "c" / "reserverat.md"
+    path.parent.mkdir()
+    path.write_text(KEYED, encoding="utf-8")
+    file = CorpusFile(path.parent, path)
+    doc = load(file)
+    text = doc.blocks[0].text
+    assert "upphandling (källa: Upphandlingsmyndigheten, reserverad upphandling)." in text
+    # several keys: each name once, the Källor list's name before the front matter's address
+    assert ("kraven (källa: Upphandlingsmyndigheten, reserverad upphandling; Högsta förvaltningsdomstolen, "
+            "HFD 2021:48 (2021-10-20)).") in text
+    assert "från 2026 (källa: EU:s delegerade förordning 2025/2152)." in text  # a range listed as one entry
+    assert "till 2023 (källa: esf.se/projektbanken)." in text  # only in the front matter: its address
+    assert "(källa: projektbeskrivningen)" in text  # not a key: as written
+    assert "S45" not in text and "S9)" not in text
+    # the addresses stay in the metadata; the Källor section stays out of the index
+    assert doc.metadata["sources"][0] == "S45 – upphandlingsmyndigheten.se/hallbarhet/reserverad-upphandling/"
+    assert [b.section for b in doc.blocks] == [""]
+    # the quote check and the document view read the same resolved text, so quotes stay verbatim
+    assert normalize_ws(text) in normalize_ws(document_text(file))
+    assert "- S45 – Upphandlingsmyndigheten, reserverad upphandling" in document_text(file)
+
+
+def test_an_unknown_source_key_stays_and_is_logged(tmp_path, caplog):
+    path = tmp_path / "okand.md"
+    path.write_text(KEYED.replace("(källa: S9)", "(källa: S99)").replace("(källa: S45, S47)", "(källa: S45, S98)"),
+                    encoding="utf-8")
+    with caplog.at_level("WARNING", logger="assistant.loaders"):
+        doc = _load(path)
+    text = doc.blocks[0].text
+    assert "till 2023 (källa: S99)." in text
+    assert "kraven (källa: Upphandlingsmyndigheten, reserverad upphandling; S98)." in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "okand.md" in warnings[0] and "S98, S99" in warnings[0]
+
+
+# --- PDF line-end hyphens ------------------------------------------------------------------------
+
+
+def test_pdf_keeps_swedish_suspended_hyphens(tmp_path, write_pdf_file):
+    path = write_pdf_file(tmp_path / "namnder.pdf", [((), (
+        "Ärendet bereds av social-\noch arbetsmarknadsnämnden, som ansvarar för hälso-\noch sjukvård.\n"
+        "Utredningen väger för-\neller nackdelar med bygg-\nsamt anläggningsentreprenader."))])
+    text = normalize_ws(_load(path).blocks[0].text)
+    assert "av social- och arbetsmarknadsnämnden, som" in text
+    assert "för hälso- och sjukvård." in text
+    assert "väger för- eller nackdelar med bygg- samt anläggningsentreprenader." in text
+
+
+def test_pdf_joins_a_word_broken_at_the_line_end(tmp_path, write_pdf_file):
+    path = write_pdf_file(tmp_path / "arbete.pdf", [((), (
+        "Kommunen vill stärka arbets-\nmarknaden och köper till-\nfälliga platser som-\nmartid."))])
+    text = normalize_ws(_load(path).blocks[0].text)
+    assert "stärka arbetsmarknaden och köper tillfälliga platser sommartid." in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.text import normalize_ws, split_sentences, words
+from assistant.text import normalize_ws, split_sentences, without_source_notes, words
 
 LEGAL = (
     "Enligt 4 kap. 18 § LOU får en kommun reservera kontrakt. "
@@ -91,3 +91,10 @@ def test_wrapped_prose_lines_are_not_taken_for_headings():
         "Kommunen kan reservera kontrakt för leverantörer vars huvudsakliga syfte\när social integration.",
         "Det gäller\nLOU och LUF.",
     ]
+
+
+def test_without_source_notes_drops_spelled_out_sources_with_their_dates():
+    text = ("Bidraget beslutas av nämnden (källa: SKR, Föreningsbidrag (2023-12-13)). Gränsen gäller från "
+            "2022 (Källor: Konkurrensverket; Upphandlingsmyndigheten) och (enligt lagen) framåt.")
+    assert without_source_notes(text) == ("Bidraget beslutas av nämnden. Gränsen gäller från 2022 och "
+                                          "(enligt lagen) framåt.")

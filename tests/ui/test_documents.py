@@ -160,3 +160,20 @@ def test_text_documents_are_decoded_as_when_indexed(tmp_path: Path):
     assert client.get("/doc/0/gammal.txt").text == "Företaget återinvesterar vinsten i verksamheten."
     # one stray byte in a UTF-8 file costs one character, not the whole file's å, ä and ö
     assert "Åtta sociala företag\ufffd deltog." in client.get("/doc/0/blandad.md").text
+
+
+def test_markdown_view_names_the_sources_instead_of_their_keys(tmp_path: Path):
+    """The reader follows a quote into the document and sees the same spelled-out source, not "S45"."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "reserverat.md").write_text(
+        '---\ntitle: Reserverat\nsources: ["S45 – upphandlingsmyndigheten.se/reserverad-upphandling/"]\n---\n'
+        "# Reserverat\n\nEn kommun får reservera upphandlingen (källa: S45).\n\n## Källor\n\n"
+        "- S45 – Upphandlingsmyndigheten, reserverad upphandling\n", encoding="utf-8")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
+    entries = [{"corpus_dir": str(corpus.resolve()), "source": "reserverat.md", "title": "Reserverat"}]
+    app = FastAPI()
+    app.include_router(router(settings, lambda: entries))
+    page = TestClient(app).get("/doc/0/reserverat.md").text
+    assert "reservera upphandlingen (källa: Upphandlingsmyndigheten, reserverad upphandling)." in page
+    assert "(källa: S45)" not in page
