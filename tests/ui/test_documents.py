@@ -171,7 +171,8 @@ def test_markdown_view_names_the_sources_instead_of_their_keys(tmp_path: Path):
         "# Reserverat\n\nEn kommun får reservera upphandlingen (källa: S45).\n\n## Källor\n\n"
         "- S45 – Upphandlingsmyndigheten, reserverad upphandling\n", encoding="utf-8")
     settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
-    entries = [{"corpus_dir": str(corpus.resolve()), "source": "reserverat.md", "title": "Reserverat"}]
+    entries = [Document.from_manifest({"corpus_dir": str(corpus.resolve()), "source": "reserverat.md",
+                                       "title": "Reserverat"})]
     app = FastAPI()
     app.include_router(router(settings, lambda: entries))
     page = TestClient(app).get("/doc/0/reserverat.md").text
