@@ -139,12 +139,19 @@ class Assistant:
                timings: dict[str, float]) -> tuple[list[Hit], list[policy.Candidate]]:
         """The model reads the candidate sentences of the top passages; the passages are reordered by it."""
         t = time.perf_counter()
-        candidates = policy.candidates(hits)
+        candidates = self.scored_candidates(query, hits)
+        timings["relevance"] = (time.perf_counter() - t) * 1000
+        return policy.rerank(hits, candidates), candidates
+
+    def scored_candidates(self, query: str, hits: Sequence[Hit], passages: int | None = None,
+                          max_pairs: int | None = None) -> list[policy.Candidate]:
+        """The candidate sentences of the top passages, each scored by the relevance model (the tuning
+        benchmarks ask for more passages and pairs than the policy reads)."""
+        candidates = policy.candidates(hits, passages=passages, max_pairs=max_pairs)
         if candidates:
             for c, p in zip(candidates, self.relevance.score(query, candidates), strict=True):
                 c.score = float(p)
-        timings["relevance"] = (time.perf_counter() - t) * 1000
-        return policy.rerank(hits, candidates), candidates
+        return candidates
 
     # --- serving -------------------------------------------------------------------------------
 

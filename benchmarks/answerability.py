@@ -121,10 +121,7 @@ def collect(name: str, settings: Settings, cache: Path, cached_only: bool = Fals
             continue
         query = retrieval_query(q["question"], q.get("history") or [])
         hits = assistant.retriever.search(query, k=max(settings.top_k, policy.PASSAGES)).hits
-        candidates = policy.candidates(hits)
-        if candidates:
-            for c, p in zip(candidates, assistant.relevance.score(query, candidates), strict=True):
-                c.score = float(p)
+        candidates = assistant.scored_candidates(query, hits)
         records.append(Record(q, hits, candidates))
         if (i + 1) % 20 == 0:
             print(f"  {name}: {i + 1}/{len(mixed)} ({time.perf_counter() - started:.0f} s)",

@@ -65,10 +65,7 @@ def collect(name: str, settings: Settings, limit: int | None, cache: Path) -> li
     for i, q in enumerate(evalset.questions):
         query = retrieval_query(q["question"], q.get("history") or [])
         hits = assistant.retriever.search(query, k=MAX_PASSAGES).hits
-        candidates = policy.candidates(hits, passages=MAX_PASSAGES, max_pairs=MAX_PAIRS)
-        if candidates:
-            for c, p in zip(candidates, assistant.relevance.score(query, candidates), strict=True):
-                c.score = float(p)
+        candidates = assistant.scored_candidates(query, hits, passages=MAX_PASSAGES, max_pairs=MAX_PAIRS)
         records.append(Record(q, hits, candidates))
         if (i + 1) % 50 == 0:
             print(f"  {name}: {i + 1}/{len(evalset.questions)} ({time.perf_counter() - started:.0f} s)",
