@@ -206,10 +206,17 @@ def ensure(folder: Path, extra_texts: Sequence[str] = ()) -> Path | None:
     when it cannot be made or would give other ids: the caller then uses ``tokenizers``."""
     source, target, record = folder / "tokenizer.json", folder / FILE, folder / RECORD
     try:
-        raw = source.read_bytes()
+        stat = source.stat()
+        seen = {"source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns}
         recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
-        if recorded.get("source_sha256") == _sha256(raw) and recorded.get("format") == FORMAT:
-            return target if recorded.get("same_ids") and target.is_file() else None
+        if recorded.get("format") == FORMAT:
+            unchanged = all(recorded.get(k) == v for k, v in seen.items())  # no reading at every start
+            if not unchanged and recorded.get("source_sha256") == _sha256(source.read_bytes()):
+                unchanged = True  # touched or copied, same content: remember its size and time
+                _write_atomic(record, json.dumps({**recorded, **seen}).encode())
+            if unchanged:
+                return target if recorded.get("same_ids") and target.is_file() else None
+        raw = source.read_bytes()
         data = json.loads(raw)
         model = convert(data)
         same = False
@@ -222,7 +229,7 @@ def ensure(folder: Path, extra_texts: Sequence[str] = ()) -> Path | None:
                 _write_atomic(target, model)
             else:
                 log.warning("SentencePiece-kopian av %s ger andra token-id:n; tokenizers används", source)
-        _write_atomic(record, json.dumps({"format": FORMAT, "source_sha256": _sha256(raw), "same_ids": same,
+        _write_atomic(record, json.dumps({"format": FORMAT, "source_sha256": _sha256(raw), **seen, "same_ids": same,
                                           "bos_eos": list(_specials(data) or ()), "added": _added(data)}).encode())
         return target if same else None
     except (OSError, ValueError, ImportError) as exc:  # read-only folder, odd file: tokenizers still works
@@ -236,15 +243,21 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-_SHARED: dict[str, Future] = {}  # SHA-256 of the model bytes → the loaded processor
+_SHARED: dict[str, Future] = {}  # the tokenizer.json it was made from (format, SHA-256) → the processor
 _SHARED_LOCK = threading.Lock()
 
 
+def _key(folder: Path) -> str:
+    """The conversion is deterministic: the same tokenizer.json makes the same model, so the recorded
+    checksum of the source names it, with no hashing of the model at every start."""
+    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    return f"{record['format']}:{record['source_sha256']}"
+
+
 def _processor(folder: Path) -> Any:
-    """The process-wide processor for ``folder/tokenizer.model``: loaded once per distinct file content,
+    """The process-wide processor for ``folder/tokenizer.model``: loaded once per distinct tokenizer,
     whoever asks first (two models opening at once, or a prefetch and a model) loads it, the rest wait."""
-    data = (folder / FILE).read_bytes()
-    key = _sha256(data)
+    key = _key(folder)
     with _SHARED_LOCK:
         future = _SHARED.get(key)
         owner = future is None
@@ -254,6 +267,7 @@ def _processor(folder: Path) -> Any:
         try:
             import sentencepiece
 
+            data = (folder / FILE).read_bytes()
             future.set_result(sentencepiece.SentencePieceProcessor(model_proto=data))  # no GIL held while loading
         except BaseException as exc:
             with _SHARED_LOCK:

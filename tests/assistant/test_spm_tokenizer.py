@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -88,13 +89,23 @@ def test_the_embedder_and_the_relevance_model_share_one_loaded_tokenizer(embedde
     assert embedder.model.tokenizer.max_length == embedder.max_tokens
 
 
-def test_a_prefetched_tokenizer_is_the_one_models_get(export_dir, tmp_path):
+def test_a_prefetch_loads_the_tokenizer_that_models_then_get(export_dir, tmp_path):
     folder = tmp_path / "copy"
     folder.mkdir()
     for name in (spm_tokenizer.FILE, spm_tokenizer.RECORD, "tokenizer.json"):
         shutil.copy(export_dir / name, folder / name)
-    spm_tokenizer.prefetch(folder)
-    assert spm_tokenizer.shared(folder, None).processor is spm_tokenizer.shared(export_dir, 5).processor
+    key = spm_tokenizer._key(folder)
+    assert key == spm_tokenizer._key(export_dir)  # the same tokenizer: one processor for both folders
+    loaded = spm_tokenizer._SHARED.pop(key)  # as if no model had loaded it yet
+    try:
+        spm_tokenizer.prefetch(folder)
+        deadline = time.monotonic() + 60
+        while key not in spm_tokenizer._SHARED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        prefetched = spm_tokenizer._SHARED[key].result(timeout=60)  # loaded by the prefetch, not by a model
+        assert spm_tokenizer.shared(export_dir, 5).processor is prefetched
+    finally:
+        spm_tokenizer._SHARED[key] = loaded  # the embedder of this session keeps the first one
 
 
 def _wordpiece_json(folder: Path) -> Path:
