@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from assistant.lexical import STOPWORDS, stem
-from assistant.text import SOURCE_NOTE as _SOURCE_NOTE
-from assistant.text import normalize_ws, words
+from assistant.text import normalize_ws, without_source_notes, words
 from assistant.types import Citation, Hit, dates
 
 REFUSAL = "Underlaget svarar inte på det."
@@ -35,11 +34,11 @@ def display_sentence(sentence: str) -> str:
     reads "De tolv kommunerna var: Helsingborg; Hudiksvall; …". The citation keeps the verbatim text."""
     lines = [line for line in sentence.split("\n") if line.strip()]
     if len(lines) > 1 and any(_LIST_MARK.match(line) for line in lines):
-        lead = [] if _LIST_MARK.match(lines[0]) else [normalize_ws(_SOURCE_NOTE.sub("", lines.pop(0)))]
-        items = [normalize_ws(_SOURCE_NOTE.sub("", _LIST_MARK.sub("", line))).rstrip(".;,") for line in lines]
+        lead = [] if _LIST_MARK.match(lines[0]) else [normalize_ws(without_source_notes(lines.pop(0)))]
+        items = [normalize_ws(without_source_notes(_LIST_MARK.sub("", line))).rstrip(".;,") for line in lines]
         return " ".join([*lead, "; ".join(i for i in items if i)])
     text = _LIST_MARK.sub("", sentence)
-    return normalize_ws(_SOURCE_NOTE.sub("", text))
+    return normalize_ws(without_source_notes(text))
 
 
 def citation_for(n: int, hit: Hit, quote: str) -> Citation:

@@ -270,6 +270,13 @@ def _in_reference_section(section: str) -> bool:
     return any(REFERENCE_SECTIONS.match(part.strip()) for part in section.split(">")) if section else False
 
 
+# An answer quotes one file several times and the evaluation checks every quote: the bytes are read (and
+# checked) each time, the Markdown parse is done once per content.
+@functools.lru_cache(maxsize=32)
+def _readable_markdown_cached(text: str) -> str:
+    return readable_markdown(text)
+
+
 def document_text(file: CorpusFile, page: int | None = None, limits: Limits | None = None) -> str:
     """The text a quote must appear in: the file's text for text formats, the extracted text otherwise.
     Text files are decoded exactly as :func:`load` decodes them, so an indexed sentence is always found."""
@@ -278,7 +285,7 @@ def document_text(file: CorpusFile, page: int | None = None, limits: Limits | No
     if suffix == ".txt":
         return decode_text(read_bytes(file, limits))
     if suffix in {".md", ".markdown"}:  # with the source keys spelled out, as indexed
-        return readable_markdown(decode_text(read_bytes(file, limits)))
+        return _readable_markdown_cached(decode_text(read_bytes(file, limits)))
     doc = load(file, limits)
     return "\n\n".join(b.text for b in doc.blocks if page is None or b.page == page)
 

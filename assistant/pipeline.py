@@ -117,10 +117,6 @@ class Assistant:
             cached = self._documents = (name, [Document.from_manifest(e) for e in files])
         return list(cached[1])
 
-    def unindexed(self) -> list[SkippedFile]:
-        """Corpus files the served index lacks, with the loader's reason (see :func:`unindexed`)."""
-        return unindexed(self.settings, self.documents())
-
     # --- the relevance model --------------------------------------------------------------------
 
     @property

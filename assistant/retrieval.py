@@ -178,14 +178,12 @@ class Retriever:
         summaries = self.index.summaries
         w, dw = self.settings.lexical_weight, self.settings.document_weight
         docs = {p: summaries.document(p) for p in candidates}
-        positions = set(candidates)
-        if dw > 0:
-            positions.update(q for d in set(docs.values()) for q in summaries.document_positions(d))
+        members = {d: summaries.document_positions(d) for d in set(docs.values())} if dw > 0 else {}
+        positions = set(candidates).union(*members.values())
         dense = self._cosines(sorted(positions), qvec)
         fused = zscore_fusion(dense, summaries.dense_moments(qvec), lexical, w)
         if dw > 0:
-            members = {d: summaries.document_positions(d) for d in set(docs.values())}
-            return with_document_evidence(fused, {p: docs[p] for p in candidates}, members, dw), dense
+            return with_document_evidence(fused, docs, members, dw), dense
         return {p: fused[p] for p in candidates}, dense
 
 

@@ -137,10 +137,6 @@ def turn_from_answer(number: int, answer: Answer, settings: Settings, today: dat
     )
 
 
-def feedback_sources(turn: ChatTurn) -> list[dict[str, Any]]:
-    return turn.feedback_sources()
-
-
 # --- templates -------------------------------------------------------------------------------------
 
 
@@ -155,6 +151,7 @@ def _templates() -> jinja2.Environment:
         autoescape=True,  # every template here renders HTML; corpus text is data
         undefined=jinja2.StrictUndefined,  # a misspelt field fails loudly instead of rendering ""
         trim_blocks=True, lstrip_blocks=True,
+        auto_reload=False,  # shipped files: no mtime check of the template on every rendered marker
     )
     env.globals["anchor"] = anchor
     return env

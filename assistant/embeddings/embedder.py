@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from assistant.settings import DEFAULT_MODEL, ENGINES, Settings
+from assistant.settings import DEFAULT_MODEL, Settings
 
 # Never reach for the hub at run time: a missing model should fail at once, not after ~75 s of retries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -194,8 +194,6 @@ def _torch_encoder(settings: Settings):
 @lru_cache(maxsize=4)
 def _load(model: str, cache: Path, query_prefix: str | None, passage_prefix: str | None, batch: int,
           engine: str = "onnx") -> Embedder:
-    if engine not in ENGINES:
-        raise ValueError(f"okänd inferensmotor {engine!r}; välj {', '.join(ENGINES)}")
     settings = Settings(model=model, home=cache.parent, engine=engine)
     backend = None
     if engine != "torch":

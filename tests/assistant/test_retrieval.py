@@ -137,6 +137,8 @@ def test_follow_up_search_and_relevance_read_the_previous_question(fake_served):
     followed, _ = assistant.search("Och i praktiken?", history=history)
     assert (followed[0].chunk.source, followed[0].chunk.page) == ("handbok.pdf", 2)
     assert (alone[0].chunk.source, alone[0].chunk.page) != ("handbok.pdf", 2)
+    joined, _ = assistant.search(retrieval_query("Och i praktiken?", history))
+    assert [h.chunk.id for h in followed] == [h.chunk.id for h in joined]
     assert assistant.relevance.calls[-1][0] == "Vad gäller för reserverade kontrakt? Och i praktiken?"
     assert assistant.ask("Och i praktiken?", history=history).retrieval_query == assistant.relevance.calls[-1][0]
 

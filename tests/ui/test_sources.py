@@ -8,7 +8,6 @@ from pathlib import Path
 from assistant.settings import Settings
 from assistant.types import Answer, Chunk, Citation, Document, Hit
 from ui.sources import (
-    feedback_sources,
     full_message,
     message_words,
     quote_parts,
@@ -101,7 +100,7 @@ def test_answered_turn():
     assert 'id="kalla-3-1"' in panel and "<mark>Örebro var med.</mark>" in panel
     assert "Öppna dokumentet på sidan 2" in panel and 'href="/doc/0/natverket.pdf#page=2"' in panel
     assert panel.count('class="stale"') == 2
-    assert feedback_sources(turn)[0] == {"n": 1, "source": "natverket.pdf", "title": "Nätverket",
+    assert turn.feedback_sources()[0] == {"n": 1, "source": "natverket.pdf", "title": "Nätverket",
                                          "section": "Kommuner", "page": 2, "quote": "Örebro var med."}
 
 
@@ -116,7 +115,7 @@ def test_refusal_turn_offers_nearest_passages():
     panel = sources_html([turn])
     assert 'class="refusal"' in panel and "Rapporten beskriver nätverket." in panel
     assert "2018-01-01" in turn.nearest[1].notices[0]
-    assert feedback_sources(turn)[0]["nearest"] is True
+    assert turn.feedback_sources()[0]["nearest"] is True
     assert "<strong>Underlaget svarar inte på det.</strong><p>De närmaste" in message  # no reason given
 
 
