@@ -36,7 +36,6 @@ import itertools
 import json
 import math
 import pickle
-import random
 import sys
 import time
 from collections.abc import Sequence
@@ -100,7 +99,8 @@ def prepare(name: str, work_root: Path) -> evalsets.EvalSet:
 def collect(name: str, settings: Settings, cache: Path, cached_only: bool = False) -> list[Record]:
     """Retrieval and the relevance model over the policy's own candidates, once per question (cached)."""
     adapter = hashlib.sha256((crossencoder.WEIGHTS_DIR / crossencoder.ADAPTER_FILE).read_bytes()).hexdigest()[:12]
-    key = hashlib.sha1(f"{name}|{adapter}|{policy.PASSAGES}|{policy.MAX_PAIRS}|{policy.MIN_WORDS}".encode())
+    key = hashlib.sha1(f"{name}|{adapter}|{settings.relevance_engine}|{policy.PASSAGES}|{policy.MAX_PAIRS}|"
+                       f"{policy.MIN_WORDS}".encode())  # int8 and fp32 scores differ: never mixed
     path = cache / f"{name}-{key.hexdigest()[:12]}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
@@ -219,9 +219,6 @@ def gated_decide(hits: list[Hit], scored: list[policy.Candidate], question: str 
     return decision
 
 
-policy.decide = gated_decide  # run_policy calls policy.decide; the product's policy is not changed
-
-
 def feature_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features as the policy sees them (after rerank), and 1 for answerable questions."""
     import copy
@@ -241,11 +238,9 @@ def feature_rows(records: list[Record]) -> tuple[np.ndarray, np.ndarray, list[st
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if 0 < labels.sum() < len(labels) else float("nan")
 
 
 def fit(x: np.ndarray, y: np.ndarray, c: float) -> dict:
@@ -259,6 +254,7 @@ def fit(x: np.ndarray, y: np.ndarray, c: float) -> dict:
 
 
 def main() -> None:
+    policy.decide = gated_decide  # run_policy calls policy.decide; only this script's process sees the gate
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/answerability"))
     parser.add_argument("--sets", default=",".join(TRAIN_SETS + DEV_SETS))
@@ -323,5 +319,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    random.seed(SEED)
     main()

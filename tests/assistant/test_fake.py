@@ -3,6 +3,11 @@ relevance model's): deterministic, normalised, and similar texts get similar vec
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from assistant.embeddings import Embedder, TextEmbedder
@@ -17,9 +22,15 @@ LIMIT = "Direktupphandlingsgränsen i LOU är 700 000 kronor."
 def test_vectors_are_deterministic_unit_length_and_of_the_fixed_dimension(hashing_embedder):
     texts = [LIMIT, "Vinsten återinvesteras i verksamheten."]
     first = hashing_embedder.embed_passages(texts)
-    again = fake_embedder().embed_passages(texts)  # a new instance: no state, no per-process hash salt
+    again = fake_embedder().embed_passages(texts)  # a new instance: no state
     assert first.shape == (2, 384) and first.dtype == np.float32
     assert np.array_equal(first, again)
+    # another process (another str-hash salt): an index built by one test run is read by the next
+    code = ("import sys, numpy as np; from assistant.embeddings.fake import fake_embedder; "
+            "np.save(sys.stdout.buffer, fake_embedder().embed_passages(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, *texts], capture_output=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout
+    assert np.array_equal(np.load(io.BytesIO(out)), first)
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-6)
     assert not HashingEncoder().encode(["", " ?"]).any()  # nothing to hash: zero vectors, not NaN
     assert fake_embedder(dimension=64).embed_queries(["x"]).shape == (1, 64)
