@@ -162,30 +162,41 @@ class Assistant:
         return hits[:k], result.timings_ms
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        return self.ask_ranked(question, history)[0]
+
+    def ask_ranked(self, question: str, history: Sequence[str] = (),
+                   k: int | None = None) -> tuple[Answer, list[Hit]]:
+        """``ask``, and the top ``k`` passages in the order the relevance model left them: the evaluation
+        scores the ranking of the very retrieval that answered, so each question is retrieved and read by
+        the model once. The policy reads the same passages whatever ``k`` is: up to ``settings.candidates``
+        the fused order's head does not depend on how many follow it, so neither does the answer.
+        No passages when the question was refused before any search (empty or too long)."""
         t0 = time.perf_counter()
         question = question.strip()
         limit = self.settings.max_question_chars
         if len(question) > limit:
-            return self.too_long(question)
+            return self.too_long(question), []
         history = [h[:limit] for h in history]  # earlier questions were held to the same limit
         query = retrieval_query(question, history)
         if not question:
-            return self._refuse(question, [], "extractive")
+            return self._refuse(question, [], "extractive"), []
+        read = max(self.settings.top_k, policy.PASSAGES)  # what the answer may draw on
+        k = k or read
         # One retriever for the whole question: all hits come from the same index generation even if a
         # re-index switches generations meanwhile (and CURRENT is read once).
-        result = self.retriever.search(query, k=max(self.settings.top_k, policy.PASSAGES))
+        result = self.retriever.search(query, k=max(k, read))
         timings = dict(result.timings_ms)
         hits, candidates = self._judge(query, result.hits, timings)
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
-        decision = policy.decide(hits, candidates, question)
+        decision = policy.decide(hits[:read], candidates, question)
         answer = self._answer(question, list(history), decision)
         timings["answer"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = timings
         answer.retrieval_query = query
         answer.confidence = decision.best
-        return answer
+        return answer, hits[:k]
 
     def too_long(self, question: str) -> Answer:
         """A refusal, before any retrieval, of a question over ``settings.max_question_chars``."""
