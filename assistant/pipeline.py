@@ -285,20 +285,12 @@ def read_corpus_text(path: Path) -> str:
     return loaders.decode_text(path.read_bytes())
 
 
-def readable_markdown(text: str) -> str:
-    """A Markdown corpus text with its source keys spelled out, as the index and the quotes read it."""
-    return loaders.readable_markdown(text)
-
-
-def without_front_matter(text: str) -> str:
-    """A Markdown text without its YAML front matter; the whole text when the front matter is broken
-    (the raw text is still worth showing)."""
-    try:
-        return loaders.parse_front_matter(text)[1]
-    except loaders.LoadError:
-        return text
+def readable_markdown(text: str, front_matter: bool = True) -> str:
+    """A Markdown corpus text with its source keys spelled out, as the index and the quotes read it; for
+    the document view without its front matter (``front_matter=False``; a broken one stays, the raw text
+    is still worth showing)."""
+    return loaders.readable_markdown(text, front_matter)
 
 
 __all__ = ["REFUSAL_HINT", "Assistant", "IndexBuildError", "IndexMismatchError", "NoIndexError", "corpus_files",
-           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "unindexed",
-           "without_front_matter"]
+           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "unindexed"]
