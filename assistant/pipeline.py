@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from assistant import answer as extractive
@@ -245,9 +245,14 @@ LLM_UNCITED = ("Språkmodellens svar hänvisade inte till underlaget och visas d
 # --- the corpus folders, for the UI's admin tab and document view (no index needed) ------------------
 
 
-def corpus_files(folder: Path) -> list[tuple[str, Path]]:
-    """(source, path) of every indexable file in a corpus folder, sorted; symbolic links are left out."""
-    return [(f.source, f.path) for f in loaders.discover(folder.resolve())]
+CorpusScan = Mapping[int, loaders.Discovery]  # scan_corpus: what each corpus folder held, by its number
+
+
+def scan_corpus(settings: Settings) -> CorpusScan:
+    """What each existing corpus folder holds now, by its number in settings.corpus_dirs: the indexable
+    files, sorted (symbolic links left out), and what discovery refused. One walk per folder, which the
+    admin view's list of files and its check for unindexed ones share."""
+    return {i: loaders.scan(folder.resolve()) for i, folder in enumerate(settings.corpus_dirs) if folder.is_dir()}
 
 
 def ignored_name(name: str) -> bool:
@@ -255,19 +260,17 @@ def ignored_name(name: str) -> bool:
     return name.lower() in loaders.IGNORED_NAMES
 
 
-def unindexed(settings: Settings, documents: Iterable[Document]) -> list[SkippedFile]:
+def unindexed(settings: Settings, documents: Iterable[Document],
+              scanned: CorpusScan | None = None) -> list[SkippedFile]:
     """Corpus files missing from ``documents`` (the served index), with the reason when the loader gives
-    one, and what discovery refused (symbolic links, unusable names) with its reason."""
+    one, and what discovery refused (symbolic links, unusable names) with its reason. ``scanned``: a
+    ``scan_corpus`` of now, when the caller has one."""
     indexed = {(str(Path(d.corpus_dir).resolve()), d.source) for d in documents}
     limits = loaders.Limits.from_settings(settings)
     out = []
-    for folder in settings.corpus_dirs:
-        if not folder.is_dir():
-            continue
-        root = folder.resolve()
-        scanned = loaders.scan(root)
-        for file in scanned.files:
-            if (str(root), file.source) in indexed:
+    for found in (scan_corpus(settings) if scanned is None else scanned).values():
+        for file in found.files:
+            if (str(file.corpus_dir), file.source) in indexed:
                 continue
             try:
                 loaders.load(file, limits)
@@ -275,7 +278,7 @@ def unindexed(settings: Settings, documents: Iterable[Document]) -> list[Skipped
             except loaders.LoadError as exc:
                 reason = str(exc)
             out.append(SkippedFile(file.source, reason))
-        out.extend(scanned.skipped)
+        out.extend(found.skipped)
     return out
 
 
@@ -292,5 +295,5 @@ def readable_markdown(text: str, front_matter: bool = True) -> str:
     return loaders.readable_markdown(text, front_matter)
 
 
-__all__ = ["REFUSAL_HINT", "Assistant", "IndexBuildError", "IndexMismatchError", "NoIndexError", "corpus_files",
-           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "unindexed"]
+__all__ = ["REFUSAL_HINT", "Assistant", "CorpusScan", "IndexBuildError", "IndexMismatchError", "NoIndexError",
+           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "scan_corpus", "unindexed"]

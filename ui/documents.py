@@ -47,21 +47,29 @@ class _AnyPath(Convertor):
 register_url_convertor("anypath", _AnyPath())
 
 
+def corpus_numbers(settings: Settings) -> dict[Path, int]:
+    """Each corpus folder, resolved, by its position in settings.corpus_dirs (the first, if listed twice):
+    resolved once for a whole listing of documents."""
+    numbers: dict[Path, int] = {}
+    for i, folder in enumerate(settings.corpus_dirs):
+        numbers.setdefault(folder.resolve(), i)
+    return numbers
+
+
 def corpus_number(settings: Settings, corpus_dir: str | Path) -> int | None:
     """The position of ``corpus_dir`` in settings.corpus_dirs (compared resolved), or None."""
-    target = Path(corpus_dir).resolve()
-    for i, folder in enumerate(settings.corpus_dirs):
-        if folder.resolve() == target:
-            return i
-    return None
+    return corpus_numbers(settings).get(Path(corpus_dir).resolve())
 
 
 def document_url(settings: Settings, corpus_dir: str | Path, source: str, page: int | None = None,
                  quote_text: str = "") -> str | None:
     """Link to a document: the PDF opens at the page; other formats scroll to the quote (text fragment)."""
     number = corpus_number(settings, corpus_dir)
-    if number is None:
-        return None
+    return None if number is None else document_link(number, source, page, quote_text)
+
+
+def document_link(number: int, source: str, page: int | None = None, quote_text: str = "") -> str:
+    """``document_url`` for the corpus folder of that number."""
     url = f"{ROUTE_PREFIX}/{number}/{quote(source, safe='/')}"  # everything but the folder separator
     if page and source.lower().endswith(".pdf"):
         return f"{url}#page={page}"
