@@ -10,7 +10,7 @@ from typing import Protocol
 
 from assistant.lexical import STOPWORDS, stem
 from assistant.text import normalize_ws, without_source_notes, words
-from assistant.types import Citation, Hit, dates
+from assistant.types import Citation, Hit
 
 REFUSAL = "Underlaget svarar inte på det."
 REFUSAL_HINT = "De närmaste avsnitten i underlaget finns nedan; de kan ge ledtrådar men besvarar inte frågan."
@@ -41,17 +41,11 @@ def display_sentence(sentence: str) -> str:
     return normalize_ws(without_source_notes(text))
 
 
-def citation_for(n: int, hit: Hit, quote: str) -> Citation:
-    c = hit.chunk
-    return Citation(n=n, source=c.source, title=c.title, section=c.section, page=c.page, quote=quote,
-                    corpus_dir=c.corpus_dir, context=c.text, **dates(c.metadata))
-
-
 def compose(chosen: Sequence[Quoted]) -> tuple[str, list[Citation]]:
     citations: list[Citation] = []
     parts: list[str] = []
     for n, s in enumerate(chosen, start=1):
-        citations.append(citation_for(n, s.hit, s.text))
+        citations.append(Citation.from_hit(n, s.hit, s.text))
         shown = display_sentence(s.text)
         if shown and shown[-1] not in ".!?:":
             shown += "."

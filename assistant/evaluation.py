@@ -249,15 +249,15 @@ def evaluate(assistant, questions: list[dict], progress: Callable[[int, int], No
         gold = q.get("gold") or []
         should_answer = bool(q.get("answerable", True))
         row: dict[str, Any] = {"id": q.get("id"), "question": q["question"], "answerable": should_answer}
+        t = time.perf_counter()
+        # one retrieval and one reading by the relevance model per question, for the ranking and the answer
+        answer, hits = assistant.ask_ranked(q["question"], history=history, k=max(KS))
+        latencies.append((time.perf_counter() - t) * 1000)
         if should_answer and gold:
-            hits, _ = assistant.search(q["question"], k=10, history=history)
             flags, _ = dedupe_flags(hits, lambda h, g=gold: gold_unit(h, g))
             relevance.append(flags)
             n_rel.append(len({(g["source"], g.get("section")) for g in gold}))
             row["gold_rank"] = next((j + 1 for j, f in enumerate(flags) if f), None)
-        t = time.perf_counter()
-        answer = assistant.ask(q["question"], history=history)
-        latencies.append((time.perf_counter() - t) * 1000)
         row["abstained"] = answer.abstained
         row["reason"] = answer.reason
         row["answer"] = answer.answer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.answer import REFUSAL, citation_for, content_stems
+from assistant.answer import REFUSAL, content_stems
 from assistant.settings import Settings
 from assistant.text import split_sentences
 from assistant.types import Citation, Hit
@@ -94,7 +94,7 @@ def ground(text: str, hits: list[Hit]) -> tuple[str, list[Citation], bool]:
             key = (ref, quote)
             if key not in numbers:
                 numbers[key] = len(citations) + 1
-                citations.append(citation_for(numbers[key], hit, quote))
+                citations.append(Citation.from_hit(numbers[key], hit, quote))
             new_refs.append(numbers[key])
         bare = re.sub(r"\s+([.,;:!?])", r"\1", bare)
         kept.append(bare + " " + "".join(f"[{n}]" for n in new_refs))

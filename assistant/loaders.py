@@ -378,15 +378,6 @@ def _front_matter(tokens: list) -> tuple[dict[str, Any], int]:
     return _plain(meta), tokens[0].map[1]
 
 
-def parse_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """The front matter (a LoadError when it is not a valid YAML mapping) and the text after it."""
-    meta, end = _front_matter(_markdown_parser().parse(text))
-    if not end:
-        return {}, text
-    lines, breaks = _split_lines(text)
-    return meta, "".join(line + brk for line, brk in zip(lines[end:], breaks[end:], strict=True))
-
-
 def _plain(meta: dict[str, Any]) -> dict[str, Any]:
     """Dates to ISO strings and lists to lists of strings: JSON- and Chroma-friendly values."""
     out: dict[str, Any] = {}
@@ -506,10 +497,16 @@ class _ParsedMarkdown:
     meta: dict[str, Any]
     names: dict[str, str]
     unknown: set[str]
+    front_matter_lines: int = 0  # of a valid front matter; a broken one counts as text
 
     @property
     def text(self) -> str:
         return "".join(line + brk for line, brk in zip(self.lines, self.breaks, strict=True))
+
+    @property
+    def body(self) -> str:
+        start = self.front_matter_lines
+        return "".join(line + brk for line, brk in zip(self.lines[start:], self.breaks[start:], strict=True))
 
 
 def _parse_markdown(text: str, strict: bool = True) -> _ParsedMarkdown:
@@ -518,10 +515,11 @@ def _parse_markdown(text: str, strict: bool = True) -> _ParsedMarkdown:
     lines, breaks = _split_lines(text)
     try:
         meta, body_start = _front_matter(tokens)
+        front_matter_lines = body_start
     except LoadError:
         if strict:
             raise
-        meta, body_start = {}, tokens[0].map[1]
+        meta, body_start, front_matter_lines = {}, tokens[0].map[1], 0
     listed = meta.get("sources")
     entries = _reference_entries(tokens) + ([str(s) for s in listed] if isinstance(listed, list)
                                             else [str(listed)] if listed else [])
@@ -530,7 +528,7 @@ def _parse_markdown(text: str, strict: bool = True) -> _ParsedMarkdown:
     unknown: set[str] = set()
     for i in range(body_start, len(lines)):
         lines[i] = _resolve_line(lines[i], names, unknown, i in table_rows)
-    return _ParsedMarkdown(tokens, lines, breaks, meta, names, unknown)
+    return _ParsedMarkdown(tokens, lines, breaks, meta, names, unknown, front_matter_lines)
 
 
 def _reference_entries(tokens: list) -> list[str]:
@@ -550,10 +548,13 @@ def _reference_entries(tokens: list) -> list[str]:
     return entries
 
 
-def readable_markdown(text: str) -> str:
+def readable_markdown(text: str, front_matter: bool = True) -> str:
     """The Markdown file as the index holds it and the reader sees it: source keys spelled out (see
-    above), everything else as written. The quote check and the document view read this."""
-    return _parse_markdown(text, strict=False).text
+    above), everything else as written. The quote check and the document view read this; the view
+    without the front matter (``front_matter=False``), unless it is broken: the raw text is still worth
+    showing."""
+    parsed = _parse_markdown(text, strict=False)
+    return parsed.text if front_matter else parsed.body
 
 
 _WHOLE_BLOCKS = {"fence", "code_block", "html_block"}  # kept whole: blank lines are part of them

@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from assistant import answer as extractive
@@ -162,30 +162,41 @@ class Assistant:
         return hits[:k], result.timings_ms
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        return self.ask_ranked(question, history)[0]
+
+    def ask_ranked(self, question: str, history: Sequence[str] = (),
+                   k: int | None = None) -> tuple[Answer, list[Hit]]:
+        """``ask``, and the top ``k`` passages in the order the relevance model left them: the evaluation
+        scores the ranking of the very retrieval that answered, so each question is retrieved and read by
+        the model once. The policy reads the same passages whatever ``k`` is: up to ``settings.candidates``
+        the fused order's head does not depend on how many follow it, so neither does the answer.
+        No passages when the question was refused before any search (empty or too long)."""
         t0 = time.perf_counter()
         question = question.strip()
         limit = self.settings.max_question_chars
         if len(question) > limit:
-            return self.too_long(question)
+            return self.too_long(question), []
         history = [h[:limit] for h in history]  # earlier questions were held to the same limit
         query = retrieval_query(question, history)
         if not question:
-            return self._refuse(question, [], "extractive")
+            return self._refuse(question, [], "extractive"), []
+        read = max(self.settings.top_k, policy.PASSAGES)  # what the answer may draw on
+        k = k or read
         # One retriever for the whole question: all hits come from the same index generation even if a
         # re-index switches generations meanwhile (and CURRENT is read once).
-        result = self.retriever.search(query, k=max(self.settings.top_k, policy.PASSAGES))
+        result = self.retriever.search(query, k=max(k, read))
         timings = dict(result.timings_ms)
         hits, candidates = self._judge(query, result.hits, timings)
         timings["retrieve"] = (time.perf_counter() - t0) * 1000
         t1 = time.perf_counter()
-        decision = policy.decide(hits, candidates, question)
+        decision = policy.decide(hits[:read], candidates, question)
         answer = self._answer(question, list(history), decision)
         timings["answer"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         answer.timings_ms = timings
         answer.retrieval_query = query
         answer.confidence = decision.best
-        return answer
+        return answer, hits[:k]
 
     def too_long(self, question: str) -> Answer:
         """A refusal, before any retrieval, of a question over ``settings.max_question_chars``."""
@@ -234,9 +245,14 @@ LLM_UNCITED = ("Språkmodellens svar hänvisade inte till underlaget och visas d
 # --- the corpus folders, for the UI's admin tab and document view (no index needed) ------------------
 
 
-def corpus_files(folder: Path) -> list[tuple[str, Path]]:
-    """(source, path) of every indexable file in a corpus folder, sorted; symbolic links are left out."""
-    return [(f.source, f.path) for f in loaders.discover(folder.resolve())]
+CorpusScan = Mapping[int, loaders.Discovery]  # scan_corpus: what each corpus folder held, by its number
+
+
+def scan_corpus(settings: Settings) -> CorpusScan:
+    """What each existing corpus folder holds now, by its number in settings.corpus_dirs: the indexable
+    files, sorted (symbolic links left out), and what discovery refused. One walk per folder, which the
+    admin view's list of files and its check for unindexed ones share."""
+    return {i: loaders.scan(folder.resolve()) for i, folder in enumerate(settings.corpus_dirs) if folder.is_dir()}
 
 
 def ignored_name(name: str) -> bool:
@@ -244,19 +260,17 @@ def ignored_name(name: str) -> bool:
     return name.lower() in loaders.IGNORED_NAMES
 
 
-def unindexed(settings: Settings, documents: Iterable[Document]) -> list[SkippedFile]:
+def unindexed(settings: Settings, documents: Iterable[Document],
+              scanned: CorpusScan | None = None) -> list[SkippedFile]:
     """Corpus files missing from ``documents`` (the served index), with the reason when the loader gives
-    one, and what discovery refused (symbolic links, unusable names) with its reason."""
+    one, and what discovery refused (symbolic links, unusable names) with its reason. ``scanned``: a
+    ``scan_corpus`` of now, when the caller has one."""
     indexed = {(str(Path(d.corpus_dir).resolve()), d.source) for d in documents}
     limits = loaders.Limits.from_settings(settings)
     out = []
-    for folder in settings.corpus_dirs:
-        if not folder.is_dir():
-            continue
-        root = folder.resolve()
-        scanned = loaders.scan(root)
-        for file in scanned.files:
-            if (str(root), file.source) in indexed:
+    for found in (scan_corpus(settings) if scanned is None else scanned).values():
+        for file in found.files:
+            if (str(file.corpus_dir), file.source) in indexed:
                 continue
             try:
                 loaders.load(file, limits)
@@ -264,7 +278,7 @@ def unindexed(settings: Settings, documents: Iterable[Document]) -> list[Skipped
             except loaders.LoadError as exc:
                 reason = str(exc)
             out.append(SkippedFile(file.source, reason))
-        out.extend(scanned.skipped)
+        out.extend(found.skipped)
     return out
 
 
@@ -274,20 +288,12 @@ def read_corpus_text(path: Path) -> str:
     return loaders.decode_text(path.read_bytes())
 
 
-def readable_markdown(text: str) -> str:
-    """A Markdown corpus text with its source keys spelled out, as the index and the quotes read it."""
-    return loaders.readable_markdown(text)
+def readable_markdown(text: str, front_matter: bool = True) -> str:
+    """A Markdown corpus text with its source keys spelled out, as the index and the quotes read it; for
+    the document view without its front matter (``front_matter=False``; a broken one stays, the raw text
+    is still worth showing)."""
+    return loaders.readable_markdown(text, front_matter)
 
 
-def without_front_matter(text: str) -> str:
-    """A Markdown text without its YAML front matter; the whole text when the front matter is broken
-    (the raw text is still worth showing)."""
-    try:
-        return loaders.parse_front_matter(text)[1]
-    except loaders.LoadError:
-        return text
-
-
-__all__ = ["REFUSAL_HINT", "Assistant", "IndexBuildError", "IndexMismatchError", "NoIndexError", "corpus_files",
-           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "unindexed",
-           "without_front_matter"]
+__all__ = ["REFUSAL_HINT", "Assistant", "CorpusScan", "IndexBuildError", "IndexMismatchError", "NoIndexError",
+           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "scan_corpus", "unindexed"]

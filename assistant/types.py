@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from assistant.text import without_source_notes
 
@@ -30,7 +30,7 @@ def dates(metadata: Mapping[str, Any] | None) -> dict[str, str | None]:
 
 
 class Dated(Protocol):
-    """Anything carrying a document's dates: Document, Citation, NearestPassage."""
+    """Anything carrying a document's dates: Document, a Passage (Citation, NearestPassage)."""
 
     valid_as_of: str | None
     last_checked: str | None
@@ -144,57 +144,60 @@ class Document:
                    **dates(entry.get("metadata")))
 
 
-@dataclass
-class Citation:
-    n: int
-    source: str
-    title: str
-    section: str
-    page: int | None
-    quote: str  # appears verbatim (whitespace-normalised) in the source document
-    corpus_dir: str = ""
-    context: str = ""  # the chunk the quote was taken from, for display
-    valid_as_of: str | None = None
-    last_checked: str | None = None
-    valid_until: str | None = None
-
-    def location(self, with_source: bool = True) -> str:
-        return location(self.title, self.section, self.page, self.source if with_source else None)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "source": self.source,
-            "title": self.title,
-            "section": self.section,
-            "page": self.page,
-            "quote": self.quote,
-        }
-
-
 @dataclass(frozen=True)
-class NearestPassage:
-    """A passage offered instead of an answer (a refusal's nearest hits), with its document's dates."""
+class Passage:
+    """A numbered passage put before a reader, a citation or one a refusal offers: where it stands and its
+    document's dates, taken from a hit the same way for both. Only the numbering and location are
+    positional, so a subclass's own field follows them (``Citation(1, "a.md", "A", "", None, "Citat.")``)."""
 
     n: int
     source: str
     title: str
     section: str
     page: int | None
-    text: str
+    _: KW_ONLY
     corpus_dir: str = ""
     valid_as_of: str | None = None
     last_checked: str | None = None
     valid_until: str | None = None
 
     @classmethod
-    def from_hit(cls, n: int, hit: Hit) -> NearestPassage:
+    def _of_hit(cls, n: int, hit: Hit, *args: Any, **kwargs: Any) -> Self:
         c = hit.chunk
-        return cls(n=n, source=c.source, title=c.title, section=c.section, page=c.page, text=c.text,
-                   corpus_dir=c.corpus_dir, **dates(c.metadata))
+        return cls(n, c.source, c.title, c.section, c.page, *args, corpus_dir=c.corpus_dir, **dates(c.metadata),
+                   **kwargs)
 
     def location(self, with_source: bool = True) -> str:
         return location(self.title, self.section, self.page, self.source if with_source else None)
+
+    def to_json(self) -> dict[str, Any]:
+        """Which passage, as the API, `--json` and the stored feedback write it."""
+        return {"n": self.n, "source": self.source, "title": self.title, "section": self.section,
+                "page": self.page}
+
+
+@dataclass(frozen=True)
+class Citation(Passage):
+    quote: str  # appears verbatim (whitespace-normalised) in the source document
+    context: str = field(default="", kw_only=True)  # the chunk the quote was taken from, for display
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit, quote: str) -> Citation:
+        return cls._of_hit(n, hit, quote, context=hit.chunk.text)
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {"quote": self.quote}
+
+
+@dataclass(frozen=True)
+class NearestPassage(Passage):
+    """A passage offered instead of an answer (a refusal's nearest hits), with its document's dates."""
+
+    text: str
+
+    @classmethod
+    def from_hit(cls, n: int, hit: Hit) -> NearestPassage:
+        return cls._of_hit(n, hit, hit.chunk.text)
 
 
 @dataclass

@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import math
-import pickle
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,13 +43,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import crossencoder, evalsets, policy  # noqa: E402
+from assistant import evalsets, policy  # noqa: E402
 from assistant.lexical import STOPWORDS  # noqa: E402
-from assistant.pipeline import Assistant, retrieval_query  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.text import words  # noqa: E402
 from assistant.types import Hit  # noqa: E402
-from benchmarks.tune_policy import Record, objective, run_policy  # noqa: E402
+from benchmarks.tune_policy import Record, collect, objective, run_policy  # noqa: E402
 
 DEV_SETS = ("eval", "swequad-dev", "squad-dev", "swefaq-dev", "swequad-dev-slice", "squad-dev-slice",
             "swefaq-dev-slice")
@@ -83,9 +79,9 @@ def swequad_train(bench: Path) -> evalsets.Collection:
     return evalsets.span_collection(kept, dev + train)
 
 
-def prepare(name: str, work_root: Path) -> evalsets.EvalSet:
+def prepare(name: str, work_root: Path, limit: int | None = None) -> evalsets.EvalSet:
     if name in evalsets.SETS:  # the dev sets and their committed slices, as `assistant eval` builds them
-        return evalsets.prepare(name, work_root)
+        return evalsets.prepare(name, work_root, limit=limit)
     bench = evalsets.require_bench()
     collection = {"squad-val": lambda: squad_articles(bench, "val"),
                   "squad-train": lambda: squad_articles(bench, "train"),
@@ -94,43 +90,6 @@ def prepare(name: str, work_root: Path) -> evalsets.EvalSet:
     corpus = evalsets.write_corpus(collection.passages, work / "corpus")
     questions = evalsets.sample(collection.questions, TRAIN_LIMITS[name], SEED)
     return evalsets.EvalSet(name, name, questions, corpus, work / "index")
-
-
-def collect(name: str, settings: Settings, cache: Path, cached_only: bool = False) -> list[Record]:
-    """Retrieval and the relevance model over the policy's own candidates, once per question (cached)."""
-    adapter = hashlib.sha256((crossencoder.WEIGHTS_DIR / crossencoder.ADAPTER_FILE).read_bytes()).hexdigest()[:12]
-    key = hashlib.sha1(f"{name}|{adapter}|{settings.relevance_engine}|{policy.PASSAGES}|{policy.MAX_PAIRS}|"
-                       f"{policy.MIN_WORDS}".encode())  # int8 and fp32 scores differ: never mixed
-    path = cache / f"{name}-{key.hexdigest()[:12]}.pkl"
-    if path.is_file():
-        return pickle.loads(path.read_bytes())
-    partial = path.with_suffix(".partial")
-    if cached_only:  # what a running or stopped collection has so far
-        return pickle.loads(partial.read_bytes()) if partial.is_file() else []
-    evalset = prepare(name, settings.evalsets_path)
-    assistant = Assistant(evalset.settings_for(settings))
-    assistant.index()
-    records = pickle.loads(partial.read_bytes()) if partial.is_file() else []
-    started = time.perf_counter()
-    # answerable and unanswerable alternate, so that a run stopped early (the partial file) is balanced
-    answerable = [q for q in evalset.questions if q.get("answerable", True)]
-    unanswerable = [q for q in evalset.questions if not q.get("answerable", True)]
-    mixed = [q for pair in itertools.zip_longest(answerable, unanswerable) for q in pair if q is not None]
-    for i, q in enumerate(mixed):
-        if i < len(records):
-            continue
-        query = retrieval_query(q["question"], q.get("history") or [])
-        hits = assistant.retriever.search(query, k=max(settings.top_k, policy.PASSAGES)).hits
-        candidates = assistant.scored_candidates(query, hits)
-        records.append(Record(q, hits, candidates))
-        if (i + 1) % 20 == 0:
-            print(f"  {name}: {i + 1}/{len(mixed)} ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr, flush=True)
-            cache.mkdir(parents=True, exist_ok=True)
-            partial.write_bytes(pickle.dumps(records))
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(records))
-    return records
 
 
 ANSWERABILITY_FEATURES = [
@@ -268,7 +227,9 @@ def main() -> None:
                         help="FEATURE[:-]: sweep a one-feature rule instead (refuse below a value; ':-' above)")
     args = parser.parse_args()
     settings = Settings.from_env()
-    data = {name: collect(name, settings, args.cache, args.cached_only) for name in args.sets.split(",")}
+    # the policy's own candidates, as `assistant ask` reads them
+    data = {name: collect(name, settings, args.cache, passages=policy.PASSAGES, max_pairs=policy.MAX_PAIRS,
+                          prepare=prepare, cached_only=args.cached_only) for name in args.sets.split(",")}
     data = {name: recs for name, recs in data.items() if recs}
     rows = {name: feature_rows(recs) for name, recs in data.items()}
     names = ANSWERABILITY_FEATURES

@@ -26,6 +26,7 @@ import pickle
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from assistant import answer as extractive  # noqa: E402
 from assistant import crossencoder, evalsets, policy  # noqa: E402
-from assistant.evaluation import answer_words, contains_fact, dedupe_flags, gold_unit, ranking_metrics  # noqa: E402
+from assistant.evaluation import (  # noqa: E402
+    contains_fact,
+    dedupe_flags,
+    gold_unit,
+    median_words,
+    ranking_metrics,
+    refusal_metrics,
+)
 from assistant.pipeline import Assistant, retrieval_query  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.types import Hit  # noqa: E402
@@ -50,26 +58,47 @@ class Record:
     candidates: list[policy.Candidate]  # scored sentences of those passages, best passage first
 
 
-def collect(name: str, settings: Settings, limit: int | None, cache: Path) -> list[Record]:
+def record(assistant: Assistant, question: dict, passages: int = MAX_PASSAGES, max_pairs: int = MAX_PAIRS) -> Record:
+    """One question's fused passages and scored candidate sentences, retrieved as `assistant ask` does."""
+    query = retrieval_query(question["question"], question.get("history") or [])
+    hits = assistant.retriever.search(query, k=max(assistant.settings.top_k, passages)).hits
+    return Record(question, hits, assistant.scored_candidates(query, hits, passages=passages, max_pairs=max_pairs))
+
+
+def collect(name: str, settings: Settings, cache: Path, limit: int | None = None, passages: int = MAX_PASSAGES,
+            max_pairs: int = MAX_PAIRS, prepare: Callable[..., evalsets.EvalSet] = evalsets.prepare,
+            cached_only: bool = False) -> list[Record]:
+    """Retrieval and the relevance model over the sentences of the top ``passages`` fused passages, once per
+    question, cached (keyed by set, question count, what was read and the model: int8 and fp32 scores
+    differ, never mixed). Answerable and unanswerable questions alternate and the records so far are saved
+    every 20 questions, so a stopped collection resumes, and ``cached_only`` reads a balanced part of it.
+    ``prepare(name, work_root, limit=...)`` builds the set (benchmarks/answerability.py adds its own)."""
     adapter = hashlib.sha256((crossencoder.WEIGHTS_DIR / crossencoder.ADAPTER_FILE).read_bytes()).hexdigest()[:12]
-    fingerprint = f"{name}|{limit}|{adapter}|{policy.MIN_WORDS}|{settings.relevance_engine}"
-    key = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
-    path = cache / f"{name}-{key}.pkl"
+    key = hashlib.sha1(f"{name}|{adapter}|{settings.relevance_engine}|{passages}|{max_pairs}|{policy.MIN_WORDS}"
+                       f"{'' if limit is None else f'|{limit}'}".encode())
+    path = cache / f"{name}-{key.hexdigest()[:12]}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
-    evalset = evalsets.prepare(name, settings.evalsets_path, limit=limit)
+    partial = path.with_suffix(".partial")
+    if cached_only:  # what a running or stopped collection has so far
+        return pickle.loads(partial.read_bytes()) if partial.is_file() else []
+    evalset = prepare(name, settings.evalsets_path, limit=limit)
     assistant = Assistant(evalset.settings_for(settings))
     assistant.index()
-    records = []
+    records = pickle.loads(partial.read_bytes()) if partial.is_file() else []
     started = time.perf_counter()
-    for i, q in enumerate(evalset.questions):
-        query = retrieval_query(q["question"], q.get("history") or [])
-        hits = assistant.retriever.search(query, k=MAX_PASSAGES).hits
-        candidates = assistant.scored_candidates(query, hits, passages=MAX_PASSAGES, max_pairs=MAX_PAIRS)
-        records.append(Record(q, hits, candidates))
-        if (i + 1) % 50 == 0:
-            print(f"  {name}: {i + 1}/{len(evalset.questions)} ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr)
+    answerable = [q for q in evalset.questions if q.get("answerable", True)]
+    unanswerable = [q for q in evalset.questions if not q.get("answerable", True)]
+    mixed = [q for pair in itertools.zip_longest(answerable, unanswerable) for q in pair if q is not None]
+    for i, q in enumerate(mixed):
+        if i < len(records):
+            continue
+        records.append(record(assistant, q, passages, max_pairs))
+        if (i + 1) % 20 == 0:
+            print(f"  {name}: {i + 1}/{len(mixed)} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+            cache.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(pickle.dumps(records))
     cache.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(records))
     return records
@@ -82,8 +111,7 @@ def run_policy(records: list[Record], constants: dict) -> dict:
         setattr(policy, k, v)
     try:
         relevance, n_rel, facts_hit, facts_total = [], [], 0, 0
-        refused_unanswerable = unanswerable = refused_answerable = answerable = 0
-        words = []
+        answerable, refused, answers = [], [], []
         for r in records:
             hits = copy.deepcopy(r.hits)
             by_id = {h.chunk.id: h for h in hits}
@@ -101,24 +129,22 @@ def run_policy(records: list[Record], constants: dict) -> dict:
                 n_rel.append(len({(g["source"], g.get("section")) for g in gold}))
             text = extractive.compose(decision.sentences)[0] if decision.answer else ""
             if decision.answer:
-                words.append(answer_words(text))
+                answers.append(text)
+            answerable.append(should)
+            refused.append(not decision.answer)
             if should:
-                answerable += 1
-                refused_answerable += not decision.answer
                 facts = q.get("key_facts") or []
                 facts_hit += sum(decision.answer and contains_fact(text, f) for f in facts)
                 facts_total += len(facts)
-            else:
-                unanswerable += 1
-                refused_unanswerable += not decision.answer
         out = {"n": len(records)}
         if relevance:
             m = ranking_metrics(relevance, n_rel)
             out |= {"ndcg@10": m["ndcg@10"], "recall@1": m["recall@1"]}
+        refusals = refusal_metrics(answerable, refused)
         out["key_facts"] = facts_hit / facts_total if facts_total else None
-        out["false_refusals"] = refused_answerable / answerable if answerable else None
-        out["refusal_recall"] = refused_unanswerable / unanswerable if unanswerable else None
-        out["median_words"] = statistics.median(words) if words else None
+        out["false_refusals"] = refusals["false_refusal_rate"]
+        out["refusal_recall"] = refusals["refusal_recall"]
+        out["median_words"] = median_words(answers)
         return out
     finally:
         for k, v in saved.items():
@@ -160,7 +186,7 @@ def main() -> None:
     parser.add_argument("--engine", default=None, help="relevance engine: onnx or onnx-int8 (default: settings)")
     args = parser.parse_args()
     settings = Settings.from_env(relevance_engine=args.engine)
-    data = {name: collect(name, settings, args.limit, args.cache) for name in args.sets.split(",")}
+    data = {name: collect(name, settings, args.cache, args.limit) for name in args.sets.split(",")}
     base = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set_const)}
     grid = json.loads(args.grid_json) if args.grid_json else GRID
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())] \

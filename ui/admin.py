@@ -108,13 +108,11 @@ class CorpusDocument:
         return f"{self.source} ({settings.corpus_dirs[self.number].name}/)"
 
 
-def corpus_documents(settings: Settings) -> list[CorpusDocument]:
-    """Every indexable file in the corpus folders, indexed or not (skipped files can be removed too)."""
-    out = []
-    for number, folder in enumerate(settings.corpus_dirs):
-        if folder.is_dir():
-            out.extend(CorpusDocument(number, source, path) for source, path in pipeline.corpus_files(folder))
-    return out
+def corpus_documents(settings: Settings, scanned: pipeline.CorpusScan | None = None) -> list[CorpusDocument]:
+    """Every indexable file in the corpus folders, indexed or not (skipped files can be removed too).
+    ``scanned``: a ``pipeline.scan_corpus`` of now, when the caller has one."""
+    scanned = pipeline.scan_corpus(settings) if scanned is None else scanned
+    return [CorpusDocument(number, f.source, f.path) for number, found in scanned.items() for f in found.files]
 
 
 def remove_document(settings: Settings, key: str) -> CorpusDocument:
@@ -129,6 +127,7 @@ def remove_document(settings: Settings, key: str) -> CorpusDocument:
     return chosen
 
 
-def unindexed(settings: Settings, documents: list[Document]) -> list[tuple[str, str]]:
+def unindexed(settings: Settings, documents: list[Document],
+              scanned: pipeline.CorpusScan | None = None) -> list[tuple[str, str]]:
     """(file, reason) for every corpus file the served index lacks (pipeline.unindexed), for the table."""
-    return [(s.source, s.reason) for s in pipeline.unindexed(settings, documents)]
+    return [(s.source, s.reason) for s in pipeline.unindexed(settings, documents, scanned)]

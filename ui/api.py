@@ -21,10 +21,11 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -38,7 +39,7 @@ from starlette.exceptions import HTTPException  # what FastAPI raises; fastapi.H
 from assistant.pipeline import Assistant, IndexMismatchError, NoIndexError
 from assistant.settings import Settings
 from assistant.types import Document, search_json
-from ui.documents import corpus_number, document_url
+from ui.documents import corpus_numbers, document_link
 
 log = logging.getLogger(__name__)
 
@@ -468,14 +469,15 @@ def _date(value: Any) -> str | None:
     return str(value)[:10] if value else None
 
 
-def document_json(settings: Settings, doc: Document) -> dict[str, Any]:
-    """A served document as the API lists it: no server paths, the corpus folder by its number."""
-    folder = doc.corpus_dir
+def document_json(doc: Document, numbers: Mapping[Path, int]) -> dict[str, Any]:
+    """A served document as the API lists it: no server paths, the corpus folder by its number
+    (``numbers``: ui.documents.corpus_numbers, once per listing)."""
+    number = numbers.get(Path(doc.corpus_dir).resolve()) if doc.corpus_dir else None
     return {
         "source": doc.source,
         "title": doc.title,
-        "corpus": corpus_number(settings, folder) if folder else None,
-        "url": document_url(settings, folder, doc.source) if folder else None,
+        "corpus": number,
+        "url": None if number is None else document_link(number, doc.source),
         "valid_as_of": _date(doc.valid_as_of),
         "last_checked": _date(doc.last_checked),
         "valid_until": _date(doc.valid_until),
@@ -540,7 +542,8 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
                                 "The served documents, with their link in the chat."))
     def documents() -> Response:
         name = served_generation()
-        listed = [document_json(settings, d) for d in assistant.documents()]
+        numbers = corpus_numbers(settings)
+        listed = [document_json(d, numbers) for d in assistant.documents()]
         listed.sort(key=lambda d: (d["corpus"] is None, d["corpus"] or 0, d["source"]))
         return JSONResponse({"generation": name, "count": len(listed), "documents": listed})
 

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 from fastapi import FastAPI
 
-from assistant.pipeline import Assistant, IndexBuildError
+from assistant.pipeline import Assistant, IndexBuildError, scan_corpus
 from assistant.types import IndexReport
 from ui import admin, documents
 from ui.api import router as api_router
@@ -385,11 +385,12 @@ class ChatApp:
         try:
             documents = self.assistant.documents()
             rows = sorted([d.source, d.title, Path(d.corpus_dir).name] for d in documents)
-            choices = [(d.label(self.settings), d.key) for d in admin.corpus_documents(self.settings)]
+            scanned = scan_corpus(self.settings)  # one walk for the removal choices and the unindexed files
+            choices = [(d.label(self.settings), d.key) for d in admin.corpus_documents(self.settings, scanned)]
             if report is not None:
                 skipped = [[s.source, s.reason] for s in report.skipped]
             else:
-                skipped = [list(item) for item in admin.unindexed(self.settings, documents)]
+                skipped = [list(item) for item in admin.unindexed(self.settings, documents, scanned)]
         except OSError as exc:
             log.warning("admin view: a corpus or index folder could not be read: %s", exc)
             return [], gr.update(choices=[], value=None), [], (

@@ -7,6 +7,7 @@ or a document removed from the index, is not served.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from assistant.pipeline import read_corpus_text, readable_markdown, without_front_matter
+from assistant.pipeline import read_corpus_text, readable_markdown
 from assistant.settings import Settings
 from assistant.types import Document
 
@@ -46,21 +47,29 @@ class _AnyPath(Convertor):
 register_url_convertor("anypath", _AnyPath())
 
 
+def corpus_numbers(settings: Settings) -> dict[Path, int]:
+    """Each corpus folder, resolved, by its position in settings.corpus_dirs (the first, if listed twice):
+    resolved once for a whole listing of documents."""
+    numbers: dict[Path, int] = {}
+    for i, folder in enumerate(settings.corpus_dirs):
+        numbers.setdefault(folder.resolve(), i)
+    return numbers
+
+
 def corpus_number(settings: Settings, corpus_dir: str | Path) -> int | None:
     """The position of ``corpus_dir`` in settings.corpus_dirs (compared resolved), or None."""
-    target = Path(corpus_dir).resolve()
-    for i, folder in enumerate(settings.corpus_dirs):
-        if folder.resolve() == target:
-            return i
-    return None
+    return corpus_numbers(settings).get(Path(corpus_dir).resolve())
 
 
 def document_url(settings: Settings, corpus_dir: str | Path, source: str, page: int | None = None,
                  quote_text: str = "") -> str | None:
     """Link to a document: the PDF opens at the page; other formats scroll to the quote (text fragment)."""
     number = corpus_number(settings, corpus_dir)
-    if number is None:
-        return None
+    return None if number is None else document_link(number, source, page, quote_text)
+
+
+def document_link(number: int, source: str, page: int | None = None, quote_text: str = "") -> str:
+    """``document_url`` for the corpus folder of that number."""
     url = f"{ROUTE_PREFIX}/{number}/{quote(source, safe='/')}"  # everything but the folder separator
     if page and source.lower().endswith(".pdf"):
         return f"{url}#page={page}"
@@ -108,11 +117,17 @@ def find_document(settings: Settings, documents: Iterable[Document], number: int
     return None
 
 
-def render_markdown(text: str, title: str) -> str:
+@functools.cache  # one shared renderer: render() keeps no state between calls
+def _renderer():
     from markdown_it import MarkdownIt
 
     # html=False: raw HTML in a corpus file is shown as text, never executed
-    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(without_front_matter(text))
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def render_markdown(body: str, title: str) -> str:
+    """The page of a Markdown document; ``body`` without its front matter."""
+    rendered = _renderer().render(body)
     return (
         f'<!doctype html><html lang="sv"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -139,7 +154,8 @@ def document_response(path: Path, title: str = "") -> Response:
         if suffix == ".txt":
             return PlainTextResponse(text, headers=headers)
         # source keys spelled out, as in the index and the quotes: "(källa: S45)" names the source
-        return HTMLResponse(render_markdown(readable_markdown(text), title or path.stem), headers=headers)
+        return HTMLResponse(render_markdown(readable_markdown(text, front_matter=False), title or path.stem),
+                            headers=headers)
     if suffix in {".html", ".htm"}:
         return FileResponse(path, media_type="text/html", headers=headers)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -120,10 +120,8 @@ class ChatTurn:
     def feedback_sources(self) -> list[dict[str, Any]]:
         """The sources stored with a rating: the citations, or for a refusal the passages offered."""
         if self.citations:
-            return [{"n": c.n, "source": c.source, "title": c.title, "section": c.section, "page": c.page,
-                     "quote": c.quote} for c in (s.passage for s in self.citations)]
-        return [{"n": p.n, "source": p.source, "title": p.title, "section": p.section, "page": p.page,
-                 "nearest": True} for p in (s.passage for s in self.nearest)]
+            return [s.passage.to_json() for s in self.citations]
+        return [s.passage.to_json() | {"nearest": True} for s in self.nearest]
 
 
 def turn_from_answer(number: int, answer: Answer, settings: Settings, today: date | None = None) -> ChatTurn:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import REFUSAL, REFUSAL_HINT, citation_for, compose, display_sentence, refusal_text
+from assistant.answer import REFUSAL, REFUSAL_HINT, compose, display_sentence, refusal_text
 from assistant.cite import verify
 from assistant.policy import Candidate
 from assistant.text import normalize_ws, split_sentences
-from assistant.types import Chunk, Hit
+from assistant.types import Chunk, Citation, Hit
 
 ANSWERABLE = [
     ("Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?", "handbok.pdf"),
@@ -104,7 +104,7 @@ def test_citation_carries_document_dates_from_front_matter(served):
 def test_citation_carries_the_validity_end_too():
     chunk = Chunk(id="c", text="Gränsen är 700 000 kronor.", source="a.md", corpus_dir="/k", title="A", section="",
                   page=None, position=0, metadata={"valid_until": "2027-01-31", "last_checked": "2026-11-28"})
-    c = citation_for(1, Hit(chunk, 1.0), "Gränsen är 700 000 kronor.")
+    c = Citation.from_hit(1, Hit(chunk, 1.0), "Gränsen är 700 000 kronor.")
     assert (c.valid_as_of, c.last_checked, c.valid_until) == (None, "2026-11-28", "2027-01-31")
 
 

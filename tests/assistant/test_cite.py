@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from assistant.cite import verify
@@ -55,7 +57,7 @@ def test_missing_and_unreadable_files_are_reported(corpus):
 
 
 def test_corpus_dir_argument_overrides_the_citation(corpus, tmp_path):
-    citation = _citation(corpus, corpus.text, "Arbetsintegrerande sociala företag anställer personer")
-    citation.corpus_dir = str(tmp_path / "någon-annanstans")
+    citation = replace(_citation(corpus, corpus.text, "Arbetsintegrerande sociala företag anställer personer"),
+                       corpus_dir=str(tmp_path / "någon-annanstans"))
     assert verify(citation) is not None
     assert verify(citation, corpus.dir) is None

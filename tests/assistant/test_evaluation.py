@@ -29,6 +29,7 @@ from assistant.evaluation import (
     refusal_metrics,
     validate_thresholds,
 )
+from assistant.pipeline import Assistant
 from assistant.settings import PROJECT_ROOT
 from assistant.text import normalize_ws
 
@@ -156,6 +157,15 @@ def test_retrieval_counts_the_first_chunk_of_the_gold_file_holding_the_span(meas
     assert report.per_question[0]["gold_rank"] == expected
     assert report.retrieval["recall@10"] == pytest.approx(
         sum(row.get("gold_rank") is not None for row in report.per_question) / 2)
+
+
+def test_each_question_is_retrieved_and_read_by_the_relevance_model_once(fake_served, overlap_scorer):
+    # the ranking is scored on the retrieval that answered: a second search per question would double the
+    # relevance model's work (the eval set's answerable questions with gold passages were read twice)
+    assistant = Assistant(fake_served.settings, fake_served.assistant.embedder, overlap_scorer)
+    report = evaluate(assistant, QUESTIONS)
+    assert [asked for asked, _ in overlap_scorer.calls] == [q["question"] for q in QUESTIONS]
+    assert report.retrieval_questions == 2 and report.per_question[0]["gold_rank"] is not None
 
 
 def test_a_refusal_never_counts_as_carrying_the_key_fact(fake_served):

@@ -61,6 +61,25 @@ def test_an_answer_quotes_the_sentences_the_relevance_model_chose_and_cites_them
     assert {"relevance", "retrieve", "answer", "total"} <= set(answer.timings_ms)
 
 
+def test_ask_ranked_answers_as_ask_and_ranks_as_search_from_one_reading(fake_served, overlap_scorer):
+    assistant = Assistant(fake_served.settings, fake_served.assistant.embedder, overlap_scorer)
+    for question in ("Hur stor andel av de anställda ska ha funktionsnedsättning vid reserverade kontrakt?",
+                     "Hur bakar man surdegsbröd?"):
+        answer, ranked = assistant.ask_ranked(question, k=10)
+        assert len(overlap_scorer.calls) == 1  # retrieved and read once for both
+        overlap_scorer.calls.clear()
+        alone = assistant.ask(question)
+        searched, _ = assistant.search(question, k=10)
+        overlap_scorer.calls.clear()
+        assert (answer.answer, answer.abstained, answer.reason, answer.confidence, answer.citations) == (
+            alone.answer, alone.abstained, alone.reason, alone.confidence, alone.citations)
+        assert [(h.chunk.id, h.score, h.rank) for h in answer.nearest] == [
+            (h.chunk.id, h.score, h.rank) for h in alone.nearest]
+        assert len(ranked) == 10 > max(assistant.settings.top_k, policy.PASSAGES)
+        assert [(h.chunk.id, h.score, h.rank) for h in ranked] == [(h.chunk.id, h.score, h.rank) for h in searched]
+    assert assistant.ask_ranked("   ") == (assistant.ask("   "), [])
+
+
 def test_a_question_the_corpus_does_not_touch_is_refused_with_the_nearest_passages(fake_served):
     answer = fake_served.assistant.ask("Hur bakar man surdegsbröd?")
     assert answer.abstained and answer.citations == [] and answer.confidence == 0.0

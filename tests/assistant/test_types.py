@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+
+import pytest
 
 from assistant.types import (
     Answer,
@@ -11,6 +14,7 @@ from assistant.types import (
     Document,
     Hit,
     NearestPassage,
+    Passage,
     SourceDocument,
     dates,
     document_key,
@@ -65,11 +69,26 @@ def test_nearest_passages_carry_their_documents_dates():
             Hit(_chunk("b.md", "", None), 0.3, rank=2)]
     refusal = Answer("Fråga?", "Nej.", True, [], "extractive", nearest=hits)
     first, second = refusal.nearest_passages()
-    assert first == NearestPassage(1, "regler/lou.pdf", "LOU", "Kapitel > Avsnitt", 4, "Passagen.", "/korpus",
-                                   None, "2025-01-01", "2025-12-31")
+    assert first == NearestPassage(1, "regler/lou.pdf", "LOU", "Kapitel > Avsnitt", 4, "Passagen.",
+                                   corpus_dir="/korpus", last_checked="2025-01-01", valid_until="2025-12-31")
     assert second.n == 2 and second.location() == "LOU (b.md)"
     # an answer that was given offers nothing instead, even if hits were kept
     assert Answer("Fråga?", "Ja. [1]", False, [], "extractive", nearest=hits).nearest_passages() == []
+
+
+def test_a_citation_and_a_nearest_passage_take_the_same_fields_from_a_hit():
+    hit = Hit(_chunk(valid_as_of="2025-01-01", valid_until="2025-12-31"), 0.4, rank=1)
+    cited, offered = Citation.from_hit(2, hit, "Passagen."), NearestPassage.from_hit(2, hit)
+    shared = [f.name for f in fields(Passage)]
+    assert {f: getattr(cited, f) for f in shared} == {f: getattr(offered, f) for f in shared} == {
+        "n": 2, "source": "regler/lou.pdf", "title": "LOU", "section": "Kapitel > Avsnitt", "page": 4,
+        "corpus_dir": "/korpus", "valid_as_of": "2025-01-01", "last_checked": None, "valid_until": "2025-12-31"}
+    assert cited.context == offered.text == "Passagen." and cited.location() == offered.location()
+    # the JSON of the API and `--json`, field by field and in this order
+    assert list(cited.to_json().items()) == [("n", 2), ("source", "regler/lou.pdf"), ("title", "LOU"),
+                                             ("section", "Kapitel > Avsnitt"), ("page", 4), ("quote", "Passagen.")]
+    with pytest.raises(TypeError):  # a folder passed where the quote ends is never taken for the context
+        Citation(1, "a.md", "A", "", None, "Citat.", "/korpus")
 
 
 def test_embedding_text_has_title_and_section_but_no_source_notes():

@@ -31,7 +31,18 @@ from processes import stop
 
 from assistant.cli import cli
 from assistant.indexer import MANIFEST
-from ui.api import MAX_BODY_BYTES, AskResponse, DocumentsResponse, HealthResponse, SearchResponse, is_loopback
+from assistant.settings import Settings
+from assistant.types import Document
+from ui.api import (
+    MAX_BODY_BYTES,
+    AskResponse,
+    DocumentsResponse,
+    HealthResponse,
+    SearchResponse,
+    document_json,
+    is_loopback,
+)
+from ui.documents import corpus_numbers
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/v1"
@@ -175,6 +186,29 @@ def test_health_describes_the_served_index(http: httpx.Client, server: Live):
     assert body["chunks"] == manifest["chunks"] > 5
     assert (body["embedding_model"], body["answer_mode"], body["llm"]) == (
         "multilingual-e5-small-offline", "extractive", None)
+
+
+def test_a_document_listing_resolves_each_corpus_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (tmp_path / "genväg").symlink_to(first)  # configured through a link, indexed resolved
+    settings = Settings(corpus_dirs=(tmp_path / "genväg", second), index_dir=tmp_path / "index")
+    docs = [Document(str(first), "x.md", "X"), Document(str(second), "y/z #1.pdf", "Z"),
+            Document(str(tmp_path / "c"), "c.md", "C"), Document("", "n.md", "N")]
+    resolved: list[Path] = []
+    resolve = Path.resolve
+
+    def counted(self, strict=False):
+        resolved.append(self)
+        return resolve(self, strict)
+
+    monkeypatch.setattr(Path, "resolve", counted)
+    numbers = corpus_numbers(settings)
+    listed = [document_json(d, numbers) for d in docs]
+    assert [(d["corpus"], d["url"]) for d in listed] == [(0, "/doc/0/x.md"), (1, "/doc/1/y/z%20%231.pdf"),
+                                                          (None, None), (None, None)]
+    assert resolved == [tmp_path / "genväg", second, first, second, tmp_path / "c"]  # once each
 
 
 def test_documents_list_sources_dates_and_working_links(http: httpx.Client, server: Live, served):

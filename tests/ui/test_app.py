@@ -228,6 +228,25 @@ def test_admin_view_tells_what_failed_and_logs_bugs(built, caplog: pytest.LogCap
     assert record.levelname == "ERROR" and record.exc_info[0] is KeyError  # logged with its traceback
 
 
+def test_admin_view_walks_each_corpus_folder_once(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(built.settings.corpus_dirs[0], corpus)
+    (corpus / "ny.md").write_text("# Ny\n\nEn fil som ännu inte är indexerad.\n", encoding="utf-8")
+    chat = ChatApp(Assistant(built.settings.with_(corpus_dirs=(corpus,)), built.embedder, WordOverlapScorer()))
+    walked: list[Path] = []
+    scandir = os.scandir
+
+    def counted(path):
+        walked.append(Path(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    rows, choices, skipped, _ = chat._admin_view()
+    assert walked.count(corpus.resolve()) == 1  # the removal choices and the unindexed files share one walk
+    assert "ny.md" in [key.split("/", 1)[1] for _, key in choices["choices"]] and "ny.md" not in [r[0] for r in rows]
+    assert ["ny.md", "inte indexerad än – indexera om"] in skipped
+
+
 def test_chat_takes_text_only():
     chatbot = text_chatbot()
     file_part = {"type": "file", "file": {"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}}}

@@ -178,3 +178,34 @@ def test_markdown_view_names_the_sources_instead_of_their_keys(tmp_path: Path):
     page = TestClient(app).get("/doc/0/reserverat.md").text
     assert "reservera upphandlingen (källa: Upphandlingsmyndigheten, reserverad upphandling)." in page
     assert "(källa: S45)" not in page
+
+
+def test_markdown_view_parses_the_file_for_its_keys_once_and_renders_once(tmp_path: Path, monkeypatch):
+    """One parse finds the front matter, the reference list and the keys; one renders the spelled-out body."""
+    from markdown_it import MarkdownIt
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "giltig.md").write_text("---\ntitle: Giltig\nsources: [\"S1 – Källan\"]\n---\n# Giltig\n\n"
+                                      "Text (källa: S1).\n", encoding="utf-8")
+    (corpus / "trasig.md").write_text("---\ntitle: [trasig\n---\n# Trasig\n\nText.\n", encoding="utf-8")
+    settings = Settings(corpus_dirs=(corpus,), index_dir=tmp_path / "index")
+    root = str(corpus.resolve())
+    app = FastAPI()
+    app.include_router(router(settings, lambda: [Document(root, "giltig.md", "Giltig"),
+                                                 Document(root, "trasig.md", "Trasig")]))
+    client = TestClient(app)
+    parsed: list[str] = []
+    original = MarkdownIt.parse
+
+    def counted(self, src, env=None):
+        parsed.append(src)
+        return original(self, src, env)
+
+    monkeypatch.setattr(MarkdownIt, "parse", counted)
+    page = client.get("/doc/0/giltig.md").text
+    assert len(parsed) == 2 and parsed[1] == "# Giltig\n\nText (källa: Källan).\n"
+    assert "<h1>Giltig</h1>" in page and "title:" not in page
+    # a broken front matter is shown as written (it is all the reader can see of it), never dropped
+    broken = client.get("/doc/0/trasig.md").text
+    assert "title: [trasig" in broken and "<h1>Trasig</h1>" in broken

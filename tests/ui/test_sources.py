@@ -51,12 +51,13 @@ def test_quote_parts_find_the_quote_within_its_passage():
 
 def test_panel_marks_the_quote_and_escapes_the_passage():
     context = "Första meningen.\nEnligt LOU får kommunen\nreservera <en> upphandling. Sista meningen."
-    citation = Citation(1, "a.md", "A", "", None, "Enligt LOU får kommunen reservera <en> upphandling.", "/corpus",
-                        context)
+    citation = Citation(1, "a.md", "A", "", None, "Enligt LOU får kommunen reservera <en> upphandling.",
+                        corpus_dir="/corpus", context=context)
     panel = sources_html([turn_from_answer(1, Answer("?", "Svar. [1]", False, [citation], "extractive"), _settings())])
     assert ('<blockquote class="context">Första meningen.\n<mark>Enligt LOU får kommunen\nreservera &lt;en&gt; '
             "upphandling.</mark> Sista meningen.</blockquote>") in panel
-    elsewhere = Citation(1, "a.md", "A", "", None, "Citat från annat håll.", "/corpus", "Annat stycke.")
+    elsewhere = Citation(1, "a.md", "A", "", None, "Citat från annat håll.", corpus_dir="/corpus",
+                         context="Annat stycke.")
     panel = sources_html([turn_from_answer(1, Answer("?", "Svar. [1]", False, [elsewhere], "extractive"),
                                            _settings())])
     assert '<blockquote class="context">Annat stycke.<br><mark>Citat från annat håll.</mark></blockquote>' in panel
@@ -73,10 +74,11 @@ def _settings() -> Settings:
 
 def test_answered_turn():
     citations = [
-        Citation(1, "natverket.pdf", "Nätverket", "Kommuner", 2, "Örebro var med.", "/corpus",
-                 "Inledning. Örebro var med. Slut.", "2026-11-01", "2026-11-28", valid_until="2026-01-01"),
-        Citation(2, "iop.md", "IOP <b>", "", None, "IOP är en samverkansform.", "/corpus", "", "2019-06-01",
-                 "2020-03-01"),
+        Citation(1, "natverket.pdf", "Nätverket", "Kommuner", 2, "Örebro var med.", corpus_dir="/corpus",
+                 context="Inledning. Örebro var med. Slut.", valid_as_of="2026-11-01", last_checked="2026-11-28",
+                 valid_until="2026-01-01"),
+        Citation(2, "iop.md", "IOP <b>", "", None, "IOP är en samverkansform.", corpus_dir="/corpus",
+                 valid_as_of="2019-06-01", last_checked="2020-03-01"),
     ]
     answer = Answer("Vilka var med?", "Örebro var med. [1] IOP är en samverkansform. [2] Se [3].", False, citations,
                     "extractive")
@@ -130,10 +132,11 @@ def test_refusal_turn_says_why_when_the_asked_number_is_missing():
 
 
 def test_panel_keeps_earlier_answers_folded():
-    a = Answer("Fråga ett", "Svar. [1]", False, [Citation(1, "a.md", "A", "", None, "Svar.", "/corpus", "Svar.")],
-               "extractive")
+    a = Answer("Fråga ett", "Svar. [1]", False,
+               [Citation(1, "a.md", "A", "", None, "Svar.", corpus_dir="/corpus", context="Svar.")], "extractive")
     b = Answer("Fråga två", "Svar två. [1]", False,
-               [Citation(1, "b.md", "B", "", None, "Svar två.", "/corpus", "Svar två.")], "extractive")
+               [Citation(1, "b.md", "B", "", None, "Svar två.", corpus_dir="/corpus", context="Svar två.")],
+               "extractive")
     turns = [turn_from_answer(1, a, _settings()), turn_from_answer(2, b, _settings())]
     panel = sources_html(turns)
     assert panel.index('id="svar-2"') < panel.index('id="svar-1"')  # newest first
@@ -143,7 +146,8 @@ def test_panel_keeps_earlier_answers_folded():
 
 
 def test_answer_notice_is_shown_escaped_under_the_answer():
-    citations = [Citation(1, "iop.md", "IOP", "", None, "IOP är en samverkansform.", "/corpus", "", "", "")]
+    citations = [Citation(1, "iop.md", "IOP", "", None, "IOP är en samverkansform.", corpus_dir="/corpus",
+                           valid_as_of="", last_checked="")]
     notice = "Språkmodellen kunde inte nås <b>nu</b>."
     answer = Answer("Vad är IOP?", "IOP är en samverkansform. [1]", False, citations, "extractive", notice=notice)
     message = full_message(turn_from_answer(1, answer, _settings(), today=TODAY))
@@ -159,7 +163,7 @@ def test_hostile_corpus_text_stays_inert_in_the_templates():
     """Titles, sections, file names, quotes and passages come from corpus files: the autoescaping
     templates must render them as text, in element content and in attributes alike."""
     citation = Citation(1, f'x{HOSTILE}.md', f"Titel {HOSTILE}", f"Avsnitt {HOSTILE}", None, f"Citat {HOSTILE}",
-                        "/corpus", f"Före. Citat {HOSTILE} Efter.", valid_until="2020-01-01")
+                        corpus_dir="/corpus", context=f"Före. Citat {HOSTILE} Efter.", valid_until="2020-01-01")
     answer = Answer(f"Fråga {HOSTILE}", f"Citat {HOSTILE}. [1]", False, [citation], "extractive",
                     notice=f"Notis {HOSTILE}")
     turn = turn_from_answer(1, answer, _settings(), today=TODAY)
