@@ -30,7 +30,7 @@ def without(*names: str) -> Iterator[None]:
     them missing too: use it around imports at start-up only."""
     hidden = [name for name in names if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # the import system's "not importable" mark
+        sys.modules[name] = None  # type: ignore[assignment]  # the import system's "not importable"
     try:
         yield
     finally:
@@ -67,4 +67,3 @@ def chroma() -> Iterator[None]:
     implementation)."""
     with unchecked_overrides(), without("httpx._main"):
         yield
-
