@@ -53,9 +53,14 @@ def _progress_bar():
 
 
 def _assistant(settings: Settings, build_if_missing: bool = True):
-    from assistant.embeddings.embedder import prefetch_tokenizer
+    from assistant import relevance
+    from assistant.embeddings import embedder
 
-    prefetch_tokenizer(settings)  # loads on the other core while the imports below run (~1 s saved)
+    # The tokenizer and the two ONNX sessions load in C++ without the GIL: on the other core, while the
+    # imports below (Chroma, bm25s: Python, one core) run on this one.
+    embedder.prefetch_tokenizer(settings)
+    embedder.prefetch(settings)
+    relevance.prefetch(settings)
     from assistant.pipeline import Assistant
 
     assistant = Assistant(settings)

@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from chromadb.errors import NotFoundError
 
 from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore, drop_generation
+from assistant.store import ChunkStore, NotFoundError, drop_generation
 from assistant.types import Chunk, IndexReport, SkippedFile, document_key
 
 MANIFEST = "manifest.json"

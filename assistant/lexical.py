@@ -15,12 +15,15 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import bm25s
 import numpy as np
 import Stemmer
-from bm25s.stopwords import STOPWORDS_SWEDISH
 
+from assistant import lean_imports
 from assistant.text import words
+
+with lean_imports.without("scipy", "scipy.sparse"):  # bm25s' numpy backend needs no SciPy (see lean_imports)
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_SWEDISH
 
 # bm25s sets its own logger to DEBUG; once anything configures the root logger, "Building index from
 # tokens" lands in the CLI's output. Its warnings still come through.

@@ -9,8 +9,10 @@ encoded by ``crossencoder.encode_pairs``, the one definition training used too.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from assistant import crossencoder
 from assistant.settings import Settings
 
 BATCH_PAIRS = 32
+log = logging.getLogger(__name__)
 
 
 class RelevanceModel:
@@ -79,8 +82,51 @@ class RelevanceModel:
 
 
 def load_relevance_model(settings: Settings) -> RelevanceModel:
-    """The shipped model, merged and exported on first use into the model cache (offline)."""
+    """The shipped model, merged and exported on first use into the model cache (offline); the one a
+    ``prefetch`` with the same settings loaded, when there is one."""
+    with _PREFETCH_LOCK:
+        future = _PREFETCHED.pop(_prefetch_key(settings), None)
+    if future is not None:
+        try:
+            model = future.result()
+        except BaseException as exc:  # loaded again below, where the error reaches the caller
+            log.debug("prefetch of the relevance model failed: %s", exc)
+        else:
+            if model is not None:
+                return model
     folder = crossencoder.build_reranker_dir(settings.model_cache)
     if settings.relevance_engine not in ("onnx", "onnx-int8"):
         raise ValueError(f"ASSISTANT_RELEVANCE_ENGINE={settings.relevance_engine!r}: välj onnx eller onnx-int8")
     return RelevanceModel(folder, settings.relevance_engine, settings.model_cache)
+
+
+_PREFETCHED: dict[tuple[Path, str], Future] = {}  # settings → the model a prefetch loads (None: not ready)
+_PREFETCH_LOCK = threading.Lock()
+
+
+def _prefetch_key(settings: Settings) -> tuple[Path, str]:
+    return settings.model_cache, settings.relevance_engine
+
+
+def prefetch(settings: Settings) -> None:
+    """Begin loading the relevance model in a background thread (its ONNX session opens in C++ without
+    the GIL): called by the CLI before its heavy imports; ``load_relevance_model`` then takes it. Loads
+    only a model already merged and exported: a first build stays in the foreground."""
+    future: Future = Future()
+    with _PREFETCH_LOCK:
+        if _PREFETCHED.setdefault(_prefetch_key(settings), future) is not future:
+            return  # one prefetch at a time
+    # not a daemon: the interpreter waits for it at exit instead of stopping it inside ONNX Runtime
+    threading.Thread(target=_prefetch, args=(settings, future), name="relevance-prefetch").start()
+
+
+def _prefetch(settings: Settings, future: Future) -> None:
+    try:
+        from assistant.embeddings import onnx_engine
+
+        folder = crossencoder.built_reranker_dir(settings.model_cache)
+        ready = (folder is not None and settings.relevance_engine in onnx_engine.VARIANTS
+                 and onnx_engine.is_current(folder, "encoder", onnx_engine.export_dir(folder, settings.model_cache)))
+        future.set_result(RelevanceModel(folder, settings.relevance_engine, settings.model_cache) if ready else None)
+    except BaseException as exc:
+        future.set_exception(exc)

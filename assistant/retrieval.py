@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from chromadb.errors import NotFoundError
 from threadpoolctl import threadpool_limits
 
 from assistant.embeddings import TextEmbedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
-from assistant.store import ChunkStore
+from assistant.store import ChunkStore, NotFoundError
 from assistant.summaries import Summaries
 from assistant.types import Chunk, Hit
 

@@ -24,16 +24,19 @@ from urllib.parse import urlsplit
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import chromadb
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
-from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
-from chromadb.config import Settings as ChromaSettings
-from chromadb.errors import NotFoundError
 
+from assistant import lean_imports
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
 from assistant.types import Chunk
+
+with lean_imports.chroma():  # without Chroma's class-creation checks (see lean_imports)
+    import chromadb
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+    from chromadb.config import Settings as ChromaSettings
+    from chromadb.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,10 @@ class ProjectEmbeddingFunction(EmbeddingFunction[Documents]):
 
 
 def client_for(path: Path) -> chromadb.ClientAPI:
-    return chromadb.PersistentClient(
-        path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-    )
+    with lean_imports.chroma():  # the first client imports its implementation
+        return chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        )
 
 
 def server_client(settings: Settings) -> chromadb.ClientAPI:

@@ -164,6 +164,26 @@ def prefetch_tokenizer(settings: Settings) -> None:
         spm_tokenizer.prefetch(_default_export_dir(settings))
 
 
+def prefetch(settings: Settings) -> None:
+    """Begin loading the default model (its ONNX session opens in C++ without the GIL) in a background
+    thread: called by the CLI before its heavy imports; ``load_embedder`` then takes it. Does nothing for
+    other models or before the first export (minutes, in the foreground where its progress shows)."""
+    if settings.model != DEFAULT_MODEL or settings.engine == "torch":
+        return
+    from assistant.embeddings import e5_offline, onnx_engine
+
+    if onnx_engine.is_current(e5_offline.model_dir(settings.model_cache), "encoder", _default_export_dir(settings)):
+        # not a daemon: the interpreter waits for it at exit instead of stopping it inside ONNX Runtime
+        threading.Thread(target=_prefetch, args=(settings,), name="embedder-prefetch").start()
+
+
+def _prefetch(settings: Settings) -> None:
+    try:
+        load_embedder(settings)
+    except BaseException as exc:  # the caller's own load reports it
+        log.debug("prefetch of the embedding model failed: %s", exc)
+
+
 def _lean_encoder(settings: Settings, engine: str):
     """The ONNX encoder for the configured model; raises onnx_engine.NotExportableError when it has none."""
     from assistant.embeddings import onnx_engine
@@ -211,9 +231,13 @@ def _load(model: str, cache: Path, query_prefix: str | None, passage_prefix: str
     return Embedder(backend, name=model, query_prefix=qp, passage_prefix=pp, batch_size=batch)
 
 
+_LOAD_LOCK = threading.Lock()  # a prefetch and the caller load one model, not two
+
+
 def load_embedder(settings: Settings) -> Embedder:
     """One loaded model per process and configuration: the CLI batch, UI and eval share it."""
-    return _load(
-        settings.model, settings.model_cache, settings.query_prefix, settings.passage_prefix,
-        settings.embed_batch_size, settings.engine,
-    )
+    with _LOAD_LOCK:
+        return _load(
+            settings.model, settings.model_cache, settings.query_prefix, settings.passage_prefix,
+            settings.embed_batch_size, settings.engine,
+        )

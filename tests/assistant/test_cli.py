@@ -213,8 +213,9 @@ def test_ask_batch_through_the_installed_console_script(served, tmp_path):
     assert "error" in records[4]
 
 
-# chromadb stays: the index is served from Chroma (embedded or a server), the store of record
-HEAVY = ("torch", "transformers", "sentence_transformers", "langchain_core", "gradio")
+# chromadb stays: the index is served from Chroma (embedded or a server), the store of record; SciPy is
+# what bm25s imports for a backend the project does not use (assistant.lean_imports)
+HEAVY = ("torch", "transformers", "sentence_transformers", "langchain_core", "gradio", "scipy")
 
 
 def test_ask_in_a_new_process_imports_no_heavy_module(served):

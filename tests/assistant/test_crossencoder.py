@@ -4,6 +4,7 @@ scores recorded at training time, and rank an answering sentence above a non-ans
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -112,3 +113,31 @@ def test_merged_model_reproduces_the_scores_recorded_at_training_time(scorer):
 def test_answering_sentence_scores_above_a_related_one(scorer, question, answers, other):
     good, bad = scorer.score([pair_inputs(question, answers), pair_inputs(question, other)])
     assert good > bad
+
+
+def test_a_weights_file_is_hashed_again_only_when_its_size_or_mtime_changed(tmp_path):
+    from assistant.loaders import sha256_of
+
+    model, head = tmp_path / "model.safetensors", tmp_path / ce.HEAD_FILE
+    model.write_bytes(b"w" * 4096)
+    head.write_bytes(b"h" * 64)
+    stamp = tmp_path / "checksums.json"
+    stamp.write_text(json.dumps({"model.safetensors": sha256_of(model), ce.HEAD_FILE: sha256_of(head),
+                                 "adapter": "a" * 64}))  # a stamp of before the recorded sizes and times
+    assert ce.is_valid(tmp_path, "a" * 64)  # hashed, then recorded
+    assert json.loads(stamp.read_text())["seen"]["model.safetensors"][0] == 4096
+
+    first = model.stat().st_mtime_ns
+    model.write_bytes(b"x" * 4096)  # same size, new content, new mtime: hashed and refused
+    os.utime(model, ns=(first + 10**9, first + 10**9))  # (a write in the same clock tick keeps the mtime)
+    assert not ce.is_valid(tmp_path, "a" * 64)
+    model.write_bytes(b"w" * 4096)  # the content of the stamp again, touched: accepted and recorded
+    os.utime(model, ns=(first + 2 * 10**9, first + 2 * 10**9))
+    assert ce.is_valid(tmp_path, "a" * 64)
+    seen = json.loads(stamp.read_text())["seen"]["model.safetensors"]
+    assert seen == [4096, model.stat().st_mtime_ns]
+
+    # What the record buys: a file with the recorded size and mtime is trusted without reading it.
+    model.write_bytes(b"y" * 4096)
+    os.utime(model, ns=(seen[1], seen[1]))
+    assert ce.is_valid(tmp_path, "a" * 64)

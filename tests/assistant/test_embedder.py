@@ -81,3 +81,19 @@ def test_e5_detection_and_model_paths(tmp_path):
     assert not _is_e5("sentence-transformers/all-MiniLM-L6-v2")
     local = str(tmp_path / "my-model")
     assert resolve_model_path(Settings(model=local)) == local  # other models are passed through untouched
+
+
+def test_the_load_after_a_prefetch_finds_the_prefetched_model(embedder):
+    import threading
+
+    from assistant.embeddings import embedder as embedder_module
+
+    settings = Settings(embed_batch_size=7)  # a configuration nothing else loads
+    embedder_module.prefetch(settings)
+    for thread in threading.enumerate():
+        if thread.name == "embedder-prefetch":
+            thread.join(timeout=300)
+    hits = embedder_module._load.cache_info().hits
+    loaded = load_embedder(settings)
+    assert embedder_module._load.cache_info().hits == hits + 1  # loaded by the prefetch, not now
+    assert loaded.batch_size == 7 and loaded.model is not embedder.model
