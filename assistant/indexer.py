@@ -40,7 +40,7 @@ from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore, drop_generation
+from assistant.store import ChromaServerError, ChunkStore, drop_generation
 from assistant.types import Chunk, IndexReport, SkippedFile, document_key
 
 MANIFEST = "manifest.json"
@@ -133,6 +133,13 @@ def _check_corpora(corpus_dirs: tuple[Path, ...]) -> loaders.Discovery:
 
 
 def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None = None) -> IndexReport:
+    try:
+        return _build_index(settings, embedder, progress)
+    except ChromaServerError as exc:  # its message names the setting to fix; a build error, not a crash
+        raise IndexBuildError(str(exc)) from exc
+
+
+def _build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None) -> IndexReport:
     started = time.perf_counter()
     progress = progress or (lambda stage, done, total: None)
     discovery = _check_corpora(settings.corpus_dirs)
