@@ -40,7 +40,7 @@ from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
-from assistant.store import ChromaServerError, ChunkStore, drop_generation
+from assistant.store import ChromaServerError, ChunkStore, drop_generation, server_client
 from assistant.types import Chunk, IndexReport, SkippedFile, chunk_count, document_key
 
 MANIFEST = "manifest.json"
@@ -153,6 +153,8 @@ def _build_index(settings: Settings, embedder: TextEmbedder, progress: Progress 
         config = build_config(settings, embedder)
         old = current_generation(index_dir)
         old_store = _open_store(old, settings) if old is not None and old.manifest.get("config") == config else None
+        if old_store is None and settings.chroma_url:
+            server_client(settings)  # a server that cannot be used fails now, not after embedding the corpus
         if old is not None and old_store is None:  # other settings, or its vectors are gone (another server)
             report.rebuilt = True
             old = None

@@ -108,6 +108,11 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
         auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
                 "chroma_client_auth_credentials": settings.chroma_token,
                 "chroma_auth_token_transport_header": "X-Chroma-Token"}
+        # asked before chromadb is: once an ONNX model is loaded, a chromadb client whose token was refused
+        # aborts the whole process at exit ("terminate called without an active exception")
+        problem = _probe(base, settings)
+        if problem:
+            raise ChromaServerError(problem)
     chroma = ChromaSettings(anonymized_telemetry=False, **auth)
     tenant, database = settings.chroma_tenant or DEFAULT_TENANT, settings.chroma_database or DEFAULT_DATABASE
     try:
@@ -124,7 +129,9 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
     except ValueError as exc:
         # chromadb reports a refusal by a proxy, or no server at all, as a ValueError carrying the response
         # body: ask once more ourselves to learn which it was
-        raise ChromaServerError(_diagnose(base, settings)) from exc
+        problem = _probe(base, settings) or (f"Chroma-servern på {base} kunde inte användas; kontrollera "
+                                             "ASSISTANT_CHROMA_URL (en Chroma-server med API v2).")
+        raise ChromaServerError(problem) from exc
 
 
 def _refused(base: str, settings: Settings, status: int) -> str:
@@ -133,16 +140,14 @@ def _refused(base: str, settings: Settings, status: int) -> str:
     return f"Chroma-servern på {base} kräver en nyckel (HTTP {status}); ange den i ASSISTANT_CHROMA_TOKEN."
 
 
-def _diagnose(base: str, settings: Settings) -> str:
+def _probe(base: str, settings: Settings) -> str | None:
+    """What makes the server unusable, asked directly: no answer, or the token refused; None if neither."""
     headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
     try:
         status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=10).status_code
     except httpx.HTTPError:
         return f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
-    if status in (401, 403):
-        return _refused(base, settings, status)
-    return (f"Chroma-servern på {base} svarade med HTTP {status}; kontrollera ASSISTANT_CHROMA_URL (en "
-            "Chroma-server med API v2).")
+    return _refused(base, settings, status) if status in (401, 403) else None
 
 
 def collection_name(generation: Path) -> str:

@@ -300,6 +300,8 @@ def test_the_cli_names_the_token_setting_when_the_proxy_refuses_it(tiny, tmp_pat
     done = subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 1
+    # said once, as the error: the build stopped before it began a generation it would have to clean up
+    assert done.stderr.count("godtog inte") == 1
     assert f"Chroma-servern på {token_proxy.url} godtog inte ASSISTANT_CHROMA_TOKEN (HTTP 401)" in done.stderr
     assert "Traceback" not in done.stderr and "fel-nyckel" not in done.stderr + done.stdout
 
@@ -311,6 +313,7 @@ def test_an_unreachable_server_and_a_token_chroma_cannot_send_are_named(tiny, se
     settings = settings_for(tiny, chroma_url=f"http://127.0.0.1:{port}")
     with pytest.raises(IndexBuildError, match=f"127.0.0.1:{port} svarar inte; kontrollera ASSISTANT_CHROMA_URL"):
         build_index(settings, hashing_embedder)
+    assert not list(settings.index_dir.glob("gen-*"))  # refused before a generation (or any embedding) began
     with pytest.raises(ChromaServerError, match="ASSISTANT_CHROMA_TOKEN får bara innehålla ASCII") as refused:
         server_client(settings.with_(chroma_token="nyckel-åäö"))
     assert "nyckel-åäö" not in str(refused.value)
