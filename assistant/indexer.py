@@ -39,8 +39,8 @@ from assistant import loaders, summaries
 from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
-from assistant.store import ChunkStore, NotFoundError, drop_generation
-from assistant.types import Chunk, IndexReport, SkippedFile, document_key
+from assistant.store import ChromaServerError, ChunkStore, NotFoundError, drop_generation, server_client
+from assistant.types import Chunk, IndexReport, SkippedFile, chunk_count, document_key
 
 MANIFEST = "manifest.json"
 # 2: chunks only (no per-sentence vectors: the relevance model reads the sentences)
@@ -132,6 +132,13 @@ def _check_corpora(corpus_dirs: tuple[Path, ...]) -> loaders.Discovery:
 
 
 def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None = None) -> IndexReport:
+    try:
+        return _build_index(settings, embedder, progress)
+    except ChromaServerError as exc:  # its message names the setting to fix; a build error, not a crash
+        raise IndexBuildError(str(exc)) from exc
+
+
+def _build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None) -> IndexReport:
     started = time.perf_counter()
     progress = progress or (lambda stage, done, total: None)
     discovery = _check_corpora(settings.corpus_dirs)
@@ -145,6 +152,8 @@ def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress |
         config = build_config(settings, embedder)
         old = current_generation(index_dir)
         old_store = _open_store(old, settings) if old is not None and old.manifest.get("config") == config else None
+        if old_store is None and settings.chroma_url:
+            server_client(settings)  # a server that cannot be used fails now, not after embedding the corpus
         if old is not None and old_store is None:  # other settings, or its vectors are gone (another server)
             report.rebuilt = True
             old = None
@@ -163,7 +172,7 @@ def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress |
                 data = loaders.read_bytes(file, limits)  # size checked before reading
                 digest = hashlib.sha256(data).hexdigest()
                 if previous and previous["sha256"] == digest:
-                    keep[key] = previous
+                    keep[key] = _counted(previous)
                     report.unchanged.append(file.source)
                     continue
                 doc = loaders.load(file, limits, data)
@@ -173,24 +182,24 @@ def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress |
                 reason = str(exc) + ("; den tidigare versionen finns kvar i indexet" if previous else "")
                 report.skipped.append(SkippedFile(file.source, reason))
                 if previous:
-                    keep[key] = previous  # a broken or over-limit update must not lose the good version
+                    keep[key] = _counted(previous)  # a broken or over-limit update must not lose the good version
                 continue
             (report.updated if previous else report.added).append(file.source)
             new_chunks.extend(chunks)
             new_entries[key] = {
                 "corpus_dir": str(file.corpus_dir), "source": file.source, "sha256": doc.sha256,
-                "title": doc.title, "metadata": doc.metadata, "chunk_ids": [c.id for c in chunks],
+                "title": doc.title, "metadata": doc.metadata, "chunks": len(chunks),
             }
         progress("läser", len(files), len(files))
         report.removed = sorted(v["source"] for k, v in old_files.items() if k not in seen)
 
         changed = report.rebuilt or old is None or new_entries or report.removed
         if not changed:
-            report.chunks = sum(len(v["chunk_ids"]) for v in keep.values())
+            report.chunks = sum(chunk_count(v) for v in keep.values())
             report.seconds = time.perf_counter() - started
             return report
         all_files = {**keep, **new_entries}
-        total = sum(len(v["chunk_ids"]) for v in all_files.values())
+        total = sum(chunk_count(v) for v in all_files.values())
         if total == 0:
             raise IndexBuildError("Inget dokument kunde indexeras; det befintliga indexet (om något) används.")
 
@@ -242,8 +251,8 @@ def _open_store(generation: Generation, settings: Settings) -> ChunkStore | None
 
 def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore,
                progress: Progress, dimension: int) -> tuple[list[Chunk], np.ndarray]:
-    wanted = {cid for entry in keep.values() for cid in entry["chunk_ids"]}
-    chunks = [c for c in source.chunks() if c.id in wanted]
+    # the kept documents' chunks, by the document fields every chunk carries (the manifest holds no ids)
+    chunks = [c for c in source.chunks() if document_key(c.corpus_dir, c.source) in keep]
     progress("kopierar", 0, len(chunks))
     by_id = source.vectors([c.id for c in chunks])
     vectors = np.stack([by_id[c.id] for c in chunks]) if chunks else np.zeros((0, dimension), np.float32)
@@ -251,6 +260,11 @@ def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore,
         store.add(chunks, vectors)
     progress("kopierar", len(chunks), len(chunks))
     return chunks, vectors
+
+
+def _counted(entry: dict) -> dict:
+    """A kept manifest entry with its chunk count, also when an older manifest listed every chunk id."""
+    return {**{k: v for k, v in entry.items() if k != "chunk_ids"}, "chunks": chunk_count(entry)}
 
 
 def _activate(settings: Settings, gen_path: Path) -> None:

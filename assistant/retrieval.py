@@ -22,7 +22,7 @@ from assistant.embeddings import TextEmbedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
-from assistant.store import ChunkStore, NotFoundError
+from assistant.store import ChromaServerError, ChunkStore, NotFoundError
 from assistant.summaries import Summaries
 from assistant.types import Chunk, Hit
 
@@ -54,6 +54,8 @@ class LoadedIndex:
             )
         try:
             return cls(gen, embedder, settings)
+        except ChromaServerError as exc:  # unreachable, token refused, no such tenant: the message says which
+            raise NoIndexError(str(exc)) from exc
         except NotFoundError as exc:  # the server lost it, or ASSISTANT_CHROMA_URL names another server
             raise NoIndexError(
                 f"Indexets vektorer ({gen.path.name}) finns inte i Chroma; kör `assistant index` igen."

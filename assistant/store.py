@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,11 @@ from assistant.types import Chunk
 
 with lean_imports.chroma():  # without Chroma's class-creation checks (see lean_imports)
     import chromadb
+    import httpx
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
     from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
     from chromadb.config import Settings as ChromaSettings
-    from chromadb.errors import NotFoundError
+    from chromadb.errors import AuthorizationError, ChromaAuthError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -83,23 +85,73 @@ def client_for(path: Path) -> chromadb.ClientAPI:
         )
 
 
+class ChromaServerError(ValueError):
+    """The Chroma server of ``ASSISTANT_CHROMA_URL`` cannot be used as configured (malformed URL, unreachable,
+    token refused, no such tenant or database). The message is Swedish, names the setting to check and never
+    contains the token."""
+
+
+# what chromadb's token provider accepts (chromadb.auth.token_authn); checked here to name our variable
+TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+
+
 def server_client(settings: Settings) -> chromadb.ClientAPI:
     """A client of the Chroma server at ``settings.chroma_url`` (single node or distributed)."""
     url = urlsplit(settings.chroma_url.strip())
     if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
-        raise ValueError(f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} ska se ut som http://värd:port")
+        raise ChromaServerError(f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} ska se ut som http://värd:port")
+    port = url.port or (443 if url.scheme == "https" else 8000)
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname  # an IPv6 address
+    base = f"{url.scheme}://{host}:{port}"  # no user:password@ of the URL in messages
     auth = {}
     if settings.chroma_token:
+        if not set(settings.chroma_token) <= TOKEN_CHARS:
+            raise ChromaServerError("ASSISTANT_CHROMA_TOKEN får bara innehålla ASCII-bokstäver, siffror och "
+                                    "skiljetecken.")
         # the header Chroma's own CloudClient sends; a self-hosted server behind a proxy can check the same
         auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
                 "chroma_client_auth_credentials": settings.chroma_token,
                 "chroma_auth_token_transport_header": "X-Chroma-Token"}
+        # asked before chromadb is: once an ONNX model is loaded, a chromadb client whose token was refused
+        # aborts the whole process at exit ("terminate called without an active exception")
+        problem = _probe(base, settings)
+        if problem:
+            raise ChromaServerError(problem)
     chroma = ChromaSettings(anonymized_telemetry=False, **auth)
-    return chromadb.HttpClient(
-        host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000), ssl=url.scheme == "https",
-        settings=chroma, tenant=settings.chroma_tenant or DEFAULT_TENANT,
-        database=settings.chroma_database or DEFAULT_DATABASE,
-    )
+    tenant, database = settings.chroma_tenant or DEFAULT_TENANT, settings.chroma_database or DEFAULT_DATABASE
+    try:
+        # the constructor asks the server who we are and whether tenant and database exist
+        return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma,
+                                   tenant=tenant, database=database)
+    except NotFoundError as exc:
+        raise ChromaServerError(
+            f"Chroma-servern på {base} har ingen tenant {tenant!r} med databasen {database!r}; kontrollera "
+            "ASSISTANT_CHROMA_TENANT och ASSISTANT_CHROMA_DATABASE (de skapas av serverns administratör)."
+        ) from exc
+    except (AuthorizationError, ChromaAuthError) as exc:
+        raise ChromaServerError(_refused(base, settings, exc.code())) from exc
+    except ValueError as exc:
+        # chromadb reports a refusal by a proxy, or no server at all, as a ValueError carrying the response
+        # body: ask once more ourselves to learn which it was
+        problem = _probe(base, settings) or (f"Chroma-servern på {base} kunde inte användas; kontrollera "
+                                             "ASSISTANT_CHROMA_URL (en Chroma-server med API v2).")
+        raise ChromaServerError(problem) from exc
+
+
+def _refused(base: str, settings: Settings, status: int) -> str:
+    if settings.chroma_token:
+        return f"Chroma-servern på {base} godtog inte ASSISTANT_CHROMA_TOKEN (HTTP {status}); kontrollera nyckeln."
+    return f"Chroma-servern på {base} kräver en nyckel (HTTP {status}); ange den i ASSISTANT_CHROMA_TOKEN."
+
+
+def _probe(base: str, settings: Settings) -> str | None:
+    """What makes the server unusable, asked directly: no answer, or the token refused; None if neither."""
+    headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
+    try:
+        status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=10).status_code
+    except httpx.HTTPError:
+        return f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+    return _refused(base, settings, status) if status in (401, 403) else None
 
 
 def collection_name(generation: Path) -> str:

@@ -17,6 +17,14 @@ def document_key(corpus_dir: str | Path, source: str) -> str:
     return f"{corpus_dir}::{source}"
 
 
+def chunk_count(entry: Mapping[str, Any]) -> int:
+    """How many chunks a manifest entry's document has: ``chunks``, or the length of the id list that
+    manifests written before it held (the ids themselves are in the generation's chunk_ids.npy)."""
+    if "chunks" in entry:
+        return int(entry["chunks"])
+    return len(entry.get("chunk_ids") or ())
+
+
 def location(title: str, section: str, page: int | None, source: str | None = None) -> str:
     """Where a passage stands, as every listing writes it: "title – section, s. N (source)"."""
     where = " – ".join(p for p in (title, section) if p) + (f", s. {page}" if page else "")
@@ -140,7 +148,7 @@ class Document:
     @classmethod
     def from_manifest(cls, entry: Mapping[str, Any]) -> Document:
         return cls(corpus_dir=entry.get("corpus_dir", ""), source=entry.get("source", ""),
-                   title=entry.get("title", ""), chunks=len(entry.get("chunk_ids") or ()),
+                   title=entry.get("title", ""), chunks=chunk_count(entry),
                    **dates(entry.get("metadata")))
 
 

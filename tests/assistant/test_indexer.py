@@ -20,8 +20,9 @@ from assistant.pipeline import Assistant
 from assistant.retrieval import IndexMismatchError, LoadedIndex
 from assistant.settings import DEFAULT_MODEL
 from assistant.store import SERVER_PREFIX, ChunkStore, server_client
-from assistant.summaries import FILES
+from assistant.summaries import FILES, Summaries
 from assistant.text import normalize_ws
+from assistant.types import document_key
 
 SERVED_FILES = sorted(["manifest.json", *FILES])  # a server generation's folder: no Chroma files
 
@@ -64,15 +65,18 @@ def _by_source(chunks) -> Counter:
 
 
 def _assert_consistent(settings, embedder):
-    """Manifest, Chroma and chunk ids agree: no duplicates, nothing missing."""
+    """Manifest, Chroma and the served chunk ids agree: no duplicates, nothing missing."""
     gen = current_generation(settings.index_dir)
     store = ChunkStore(gen.path, embedder, settings)
     chunks = store.chunks()
     ids = [c.id for c in chunks]
     assert len(ids) == len(set(ids))
     assert len({(c.corpus_dir, c.source, c.position) for c in chunks}) == len(chunks)
-    manifest_ids = {cid for entry in gen.files.values() for cid in entry["chunk_ids"]}
-    assert manifest_ids == set(ids)
+    # the manifest counts each document's chunks; the ids are in the summaries, in the same order as chunks()
+    assert all("chunk_ids" not in entry for entry in gen.files.values())
+    counts = {key: entry["chunks"] for key, entry in gen.files.items() if entry["chunks"]}
+    assert counts == Counter(document_key(c.corpus_dir, c.source) for c in chunks)
+    assert Summaries(gen.path).ids(range(len(chunks))) == ids
     assert gen.manifest["chunks"] == len(chunks)
     return chunks
 
@@ -283,7 +287,7 @@ def test_file_changed_to_broken_keeps_its_previous_version(tiny, corpus, setting
 
     # the manifest still holds the good version's hash, so a repaired file is picked up again
     entry = next(e for e in current_generation(settings.index_dir).files.values() if e["source"] == "handbok.pdf")
-    assert entry["chunk_ids"]
+    assert entry["chunks"] > 0
     assert entry["sha256"] != hashlib.sha256(pdf.read_bytes()).hexdigest()
     shutil.copy(corpus.pdf, pdf)
     repaired = build_index(settings, embedder)
@@ -407,3 +411,30 @@ def test_one_update_adds_changes_and_removes_and_embeds_only_what_changed(corpus
     assert hits[0].chunk.source == "ny.md"
     texts = " ".join(c.text for c in chunks)
     assert "800 000" in texts and "700 000" not in texts and "marknadsdialog.html" not in by_source
+
+
+def test_a_manifest_listing_chunk_ids_is_read_and_rewritten_with_counts(corpus, settings_for, hashing_embedder):
+    """Manifests written before the chunk counts listed every chunk id per document (several MB at 100k
+    chunks): they are still served, and the next update copies their unchanged documents and counts them."""
+    settings = settings_for(corpus.dir)
+    first = build_index(settings, hashing_embedder)
+    gen = current_generation(settings.index_dir)
+    chunks = ChunkStore(gen.path, hashing_embedder, settings).chunks()
+    manifest = json.loads((gen.path / "manifest.json").read_text())
+    for key, entry in manifest["files"].items():  # back to the earlier layout
+        del entry["chunks"]
+        entry["chunk_ids"] = [c.id for c in chunks if document_key(c.corpus_dir, c.source) == key]
+    (gen.path / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    by_source = _by_source(chunks)
+    documents = Assistant(settings, hashing_embedder).documents()
+    assert {d.source: d.chunks for d in documents} == {d.source: by_source[d.source] for d in documents}
+
+    changed = corpus.text.relative_to(corpus.dir).as_posix()
+    corpus.text.write_text(corpus.text.read_text(encoding="utf-8") + "\nEn ny mening om tillsyn.\n",
+                           encoding="utf-8")
+    report = build_index(settings, hashing_embedder)
+    assert report.updated == [changed] and not report.rebuilt
+    now = _assert_consistent(settings, hashing_embedder)  # counts only in the new manifest
+    assert report.chunks_embedded == _by_source(now)[changed]
+    assert [c for c in now if c.source != changed] == [c for c in chunks if c.source != changed]  # copied
+    assert report.chunks == len(now) == first.chunks + report.chunks_embedded - by_source[changed]

@@ -1,21 +1,32 @@
 """assistant.store in both deployments: the embedded Chroma and a real Chroma server (``chroma run``) give the
 same index and the same search results, several app processes on one server switch generations together,
-and the Chroma batch limit comes from the client."""
+the Chroma batch limit comes from the client, and the server settings (tenant, database, token behind a
+proxy) reach the server, with clear messages when the server refuses them."""
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
 import subprocess
 import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
+import chromadb
 import numpy as np
 import pytest
+from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
-from assistant.indexer import NoIndexError, build_index, current_generation
+from assistant.indexer import IndexBuildError, NoIndexError, build_index, current_generation
 from assistant.pipeline import Assistant
 from assistant.retrieval import IndexMismatchError, LoadedIndex
 from assistant.settings import Settings
-from assistant.store import SERVER_PREFIX, ChunkStore, server_client
+from assistant.store import SERVER_PREFIX, ChromaServerError, ChunkStore, server_client
 from assistant.summaries import FILES
 from assistant.types import Chunk
 
@@ -133,3 +144,176 @@ def test_add_and_read_more_chunks_than_one_chroma_batch(tmp_path, deployment):
 def test_a_malformed_chroma_url_is_refused(url):
     with pytest.raises(ValueError, match="ASSISTANT_CHROMA_URL"):
         server_client(Settings(chroma_url=url))
+
+
+# --- the server settings: tenant and database, a token checked by a proxy ------------------------------
+
+
+def test_a_tenant_and_database_of_their_own_hold_the_index(tiny, settings_for, hashing_embedder, overlap_scorer,
+                                                           chroma_server):
+    url = urlsplit(chroma_server)
+    admin = chromadb.AdminClient(ChromaSettings(
+        chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host=url.hostname,
+        chroma_server_http_port=url.port, anonymized_telemetry=False))
+    tenant, database = f"kommunnatverket-{uuid.uuid4().hex[:8]}", "dokumentarkiv"  # the server is per session
+    admin.create_tenant(tenant)
+    admin.create_database(database, tenant=tenant)
+    settings = settings_for(tiny, chroma_url=chroma_server, chroma_tenant=tenant, chroma_database=database)
+    report = build_index(settings, hashing_embedder)
+    assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+    hits, _ = assistant.search("Hur stor andel ska ha funktionsnedsättning?")
+    assert hits[0].chunk.source == "reserverade.md"
+
+    name = SERVER_PREFIX + current_generation(settings.index_dir).path.name
+    own = server_client(settings)
+    assert (own.tenant, own.database) == (tenant, database)
+    assert own.get_collection(name).count() == report.chunks
+    default = settings.with_(chroma_tenant="", chroma_database="")
+    with pytest.raises(NotFoundError):
+        server_client(default).get_collection(name)
+    with pytest.raises(NoIndexError, match="finns inte i Chroma"):  # served from the default database: not there
+        LoadedIndex.open(default, hashing_embedder)
+
+
+def test_a_tenant_or_database_that_does_not_exist_is_named(tiny, settings_for, hashing_embedder, chroma_server):
+    for changes in ({"chroma_tenant": "finns-inte"}, {"chroma_database": "finns-inte"}):
+        settings = settings_for(tiny, chroma_url=chroma_server, **changes)
+        with pytest.raises(IndexBuildError,
+                           match=r"ingen tenant .*; kontrollera ASSISTANT_CHROMA_TENANT och ASSISTANT_CHROMA_DATABASE"):
+            build_index(settings, hashing_embedder)
+
+
+TOKEN = "k0mmun-nyckel.7f3a"
+
+
+class TokenProxy:
+    """A reverse proxy in front of the Chroma server that lets only requests with the right X-Chroma-Token
+    through, as a gateway in front of a self-hosted Chroma would (``chroma run`` has no auth of its own);
+    a refusal is nginx's plain 401 page, not a Chroma error body. Counts what it forwarded and refused."""
+
+    HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
+                            "content-length", "proxy-authorization", "proxy-authenticate"})
+
+    def __init__(self, upstream: str, token: str):
+        target = urlsplit(upstream)
+        self.forwarded = self.refused = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.headers.get("X-Chroma-Token") != token:
+                    proxy.refused += 1
+                    self.reply(401, [("Content-Type", "text/html")],
+                               b"<html><h1>401 Authorization Required</h1></html>")
+                    return
+                proxy.forwarded += 1
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in proxy.HOP_BY_HOP}
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                    self.reply(response.status, [(k, v) for k, v in response.getheaders()
+                                                 if k.lower() not in proxy.HOP_BY_HOP], data)
+                finally:
+                    upstream.close()
+
+            def reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self.forward()
+
+            def do_POST(self) -> None:
+                self.forward()
+
+            def do_PUT(self) -> None:
+                self.forward()
+
+            def do_DELETE(self) -> None:
+                self.forward()
+
+            def do_PATCH(self) -> None:
+                self.forward()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def token_proxy(chroma_server) -> Iterator[TokenProxy]:
+    proxy = TokenProxy(chroma_server, TOKEN)
+    yield proxy
+    proxy.close()
+
+
+def test_the_token_is_sent_to_a_proxy_that_requires_it(tiny, settings_for, hashing_embedder, overlap_scorer,
+                                                       token_proxy):
+    settings = settings_for(tiny, chroma_url=token_proxy.url, chroma_token=TOKEN)
+    build_index(settings, hashing_embedder)
+    hits, _ = Assistant(settings, hashing_embedder, overlap_scorer).search("Vad är idéburet offentligt partnerskap?")
+    assert hits[0].chunk.source == "iop.txt"
+    assert token_proxy.forwarded > 0 and token_proxy.refused == 0  # everything went through it, with the token
+
+
+@pytest.mark.parametrize("token, message", [
+    ("fel-nyckel", r"godtog inte ASSISTANT_CHROMA_TOKEN \(HTTP 401\)"),
+    ("", r"kräver en nyckel \(HTTP 401\); ange den i ASSISTANT_CHROMA_TOKEN"),
+], ids=["wrong-token", "no-token"])
+def test_a_refused_token_is_a_clear_message_without_the_token(tiny, settings_for, hashing_embedder, token_proxy,
+                                                              token, message):
+    good = settings_for(tiny, chroma_url=token_proxy.url, chroma_token=TOKEN)
+    build_index(good, hashing_embedder)
+    bad = good.with_(chroma_token=token)
+    with pytest.raises(ChromaServerError, match=message) as refused:
+        server_client(bad)
+    with pytest.raises(IndexBuildError, match=message) as build:  # the CLI shows an IndexBuildError's message
+        build_index(bad, hashing_embedder)
+    with pytest.raises(NoIndexError, match=message) as served:  # the chat and the API: 503 with the message
+        LoadedIndex.open(bad, hashing_embedder)
+    for error in (refused, build, served):
+        assert TOKEN not in str(error.value) and (not token or token not in str(error.value))
+    assert token_proxy.refused > 0
+
+
+def test_the_cli_names_the_token_setting_when_the_proxy_refuses_it(tiny, tmp_path, token_proxy):
+    env = {**os.environ, "ASSISTANT_CHROMA_URL": token_proxy.url, "ASSISTANT_CHROMA_TOKEN": "fel-nyckel",
+           "ASSISTANT_INDEX_DIR": str(tmp_path / "index"), "ASSISTANT_CORPUS_DIRS": str(tiny),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1
+    # said once, as the error: the build stopped before it began a generation it would have to clean up
+    assert done.stderr.count("godtog inte") == 1
+    assert f"Chroma-servern på {token_proxy.url} godtog inte ASSISTANT_CHROMA_TOKEN (HTTP 401)" in done.stderr
+    assert "Traceback" not in done.stderr and "fel-nyckel" not in done.stderr + done.stdout
+
+
+def test_an_unreachable_server_and_a_token_chroma_cannot_send_are_named(tiny, settings_for, hashing_embedder):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_for(tiny, chroma_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(IndexBuildError, match=f"127.0.0.1:{port} svarar inte; kontrollera ASSISTANT_CHROMA_URL"):
+        build_index(settings, hashing_embedder)
+    assert not list(settings.index_dir.glob("gen-*"))  # refused before a generation (or any embedding) began
+    with pytest.raises(ChromaServerError, match="ASSISTANT_CHROMA_TOKEN får bara innehålla ASCII") as refused:
+        server_client(settings.with_(chroma_token="nyckel-åäö"))
+    assert "nyckel-åäö" not in str(refused.value)

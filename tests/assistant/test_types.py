@@ -54,6 +54,8 @@ def test_document_from_a_manifest_entry():
     doc = Document.from_manifest(entry)
     assert (doc.source, doc.title, doc.chunks) == ("iop.md", "IOP", 3)
     assert (doc.valid_as_of, doc.last_checked, doc.valid_until) == ("2026-11-01", "2026-11-28", None)
+    counted = {k: v for k, v in entry.items() if k != "chunk_ids"} | {"chunks": 3}  # the current manifest
+    assert Document.from_manifest(counted) == doc
     bare = Document.from_manifest({"corpus_dir": "/k", "source": "x.pdf", "title": "X", "chunk_ids": []})
     assert (bare.valid_as_of, bare.last_checked, bare.valid_until, bare.chunks) == (None, None, None, 0)
 
