@@ -11,7 +11,8 @@
 * relevance: the shipped relevance model over the eval questions' candidate sentences (fp32 and int8,
   ms per question, pairs/s) and ``ask`` p50/p95 in one process with the default settings.
 
-Prints one table; --json FILE keeps the figures. Needs 2 free cores for figures worth comparing: the load
+Prints a JSON line per engine as it goes, then one table with each engine's ratio to torch; --json FILE
+keeps the figures. Needs 2 free cores for figures worth comparing: the load
 average at the start of each part is printed beside it.
 """
 
@@ -205,8 +206,44 @@ def main() -> None:
         build_index("onnx", index_dir)
         figures["relevance"] = {"load": load(), **relevance_figures(index_dir)}
         print("relevance", json.dumps(figures["relevance"]), flush=True)
+    print(summary(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
+
+
+SUMMARY = (  # (key, label, lower is better)
+    ("cold_ask_s", "cold `ask`, s", True),
+    ("cold_ask_rss_mb", "cold `ask` peak RSS, MB", True),
+    ("serve_http_s", "`serve` start → HTTP up, s", True),
+    ("serve_api_answered_s", "`serve` start → first /api/v1/ask answer, s", True),
+    ("serve_rss_mb", "serving RSS, MB", True),
+    ("query_p50_ms", "query embedding p50, ms", True),
+    ("query_p95_ms", "query embedding p95, ms", True),
+    ("encode_chunks_per_s", "passage embedding, chunks/s", False),
+)
+
+
+def summary(figures: dict) -> str:
+    """The engines side by side, each as a ratio to torch (the path issue 11 started from) when it ran:
+    "3.1× better" reads the same for times, memory and throughput."""
+    engines = [e for e in figures if e != "relevance"]
+    lines = ["| measure | " + " | ".join(engines) + " |", "|---" * (len(engines) + 1) + "|"]
+    for key, label, lower in SUMMARY:
+        if not any(key in figures[e] for e in engines):
+            continue
+        cells = []
+        base = figures.get("torch", {}).get(key)
+        for e in engines:
+            value = figures[e].get(key)
+            if value is None:
+                cells.append("–")
+                continue
+            cell = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            if base and e != "torch" and value:
+                cell += f" ({(base / value if lower else value / base):.1f}× better)"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
