@@ -299,7 +299,7 @@ def test_the_cli_names_the_token_setting_when_the_proxy_refuses_it(tiny, tmp_pat
            "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-m", "assistant", "index"], env=env, capture_output=True, text=True,
                           timeout=600)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr[-3000:]
     # said once, as the error: the build stopped before it began a generation it would have to clean up
     assert done.stderr.count("godtog inte") == 1
     assert f"Chroma-servern på {token_proxy.url} godtog inte ASSISTANT_CHROMA_TOKEN (HTTP 401)" in done.stderr
