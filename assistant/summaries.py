@@ -7,12 +7,18 @@ Serving must not grow with the corpus, so nothing here is read whole into memory
     id_sorted.npy     the same ids sorted, and id_position.npy their positions: id -> position
     doc_start.npy     first position of each document (chunks of a document are contiguous), plus the end
     dense_stats.npz   mean vector and covariance of all chunk vectors (fusion's dense mean and spread)
+    vectors.npy       the chunk vectors (float32), row i for position i: fusion's exact cosines by row
 
-All arrays are opened with ``mmap_mode="r"``; the covariance is dimension², not corpus-sized.
+All arrays are opened with ``mmap_mode="r"``; the covariance is dimension², not corpus-sized. The vectors
+live twice, in Chroma for its ANN index and here for exact scoring: fusion scores every chunk of the
+candidates' documents (hundreds per question), and fetching those from a Chroma server by id means parsing
+~8 KB of JSON per vector, where reading a memory-mapped row is a page fault at most.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +27,9 @@ from assistant.lexical import LexicalIndex
 from assistant.types import Chunk
 
 LEXICAL = "lexical"
-FILES = ("chunk_ids.npy", "dense_stats.npz", "doc_start.npy", "id_position.npy", "id_sorted.npy", LEXICAL)
+VECTORS = "vectors.npy"
+FILES = ("chunk_ids.npy", "dense_stats.npz", "doc_start.npy", "id_position.npy", "id_sorted.npy", LEXICAL,
+         VECTORS)
 
 
 def chunk_order(chunk: Chunk) -> tuple[str, str, int]:
@@ -40,6 +48,7 @@ def write(folder: Path, chunks: list[Chunk], vectors: np.ndarray) -> None:
     starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
     np.save(folder / "doc_start.npy", np.array([*starts, len(keys)], dtype=np.int64))
     np.savez(folder / "dense_stats.npz", **dense_stats(vectors))
+    np.save(folder / VECTORS, np.asarray(vectors, dtype=np.float32))  # what Chroma stores: float32
     LexicalIndex([c.embedding_text() for c in chunks]).save(folder / LEXICAL)
 
 
@@ -70,6 +79,7 @@ class Summaries:
             self.mean, self.cov = stats["mean"], stats["cov"]
         self.size = len(self.chunk_ids)
         self.lexical = LexicalIndex.load(folder / LEXICAL)
+        self.vectors = _open_vectors(folder / VECTORS, self.size)
 
     def positions(self, ids: list[str]) -> list[int | None]:
         """Position of each id (None for an id this generation does not hold)."""
@@ -89,8 +99,26 @@ class Summaries:
     def document_positions(self, doc: int) -> range:
         return range(int(self.doc_start[doc]), int(self.doc_start[doc + 1]))
 
+    def rows(self, positions: list[int]) -> np.ndarray:
+        """The vectors of these positions (a copy of just those rows); requires ``vectors``."""
+        return self.vectors[np.asarray(positions, dtype=np.int64)]
+
     def dense_moments(self, query: np.ndarray) -> tuple[float, float]:
         """Mean and standard deviation of the query's cosine with every chunk, from μ and Σ."""
         q = np.asarray(query, dtype=np.float64)
         variance = float(q @ self.cov @ q)
         return float(self.mean @ q), float(np.sqrt(variance)) if variance > 0 else 0.0
+
+
+def _open_vectors(path: Path, size: int) -> np.ndarray | None:
+    """The generation's vector rows, memory-mapped; None for a generation written before the file existed
+    (retrieval then fetches vectors from Chroma, as it did; the next ``assistant index`` writes the file)."""
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        return None
+    if vectors.ndim != 2 or len(vectors) != size:
+        raise OSError(f"{path}: {len(vectors)} rows for {size} chunks")
+    with contextlib.suppress(AttributeError, OSError):  # madvise: Linux and macOS
+        vectors._mmap.madvise(mmap.MADV_RANDOM)  # a question reads scattered rows: no read-ahead
+    return vectors
