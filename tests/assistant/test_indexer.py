@@ -80,8 +80,9 @@ def _assert_consistent(settings, embedder):
     assert summaries.ids(range(len(chunks))) == ids
     # the vector rows are Chroma's vectors of those ids (new and copied documents alike), in that order
     by_id = store.vectors(ids)
-    assert summaries.vectors.dtype == np.float32 and summaries.vectors.shape == (len(ids), embedder.dimension)
-    assert np.allclose(summaries.vectors, np.stack([by_id[i] for i in ids]), rtol=0, atol=1e-6)
+    rows = summaries.rows(list(range(len(ids))))
+    assert rows.dtype == np.float32 and rows.shape == (len(ids), embedder.dimension)
+    assert np.allclose(rows, np.stack([by_id[i] for i in ids]), rtol=0, atol=1e-6)
     assert gen.manifest["chunks"] == len(chunks)
     return chunks
 
