@@ -35,7 +35,7 @@ class LoadedIndex:
     """A served generation: its Chroma store plus the small or memory-mapped summaries written at index
     time (assistant.summaries). Opening it reads no chunk and no vector, so serving memory does not grow
     with the corpus: per question, search asks Chroma for candidates, scores them (and the rest of their
-    documents) by row of the memory-mapped vectors, and fetches from Chroma only the texts it returns."""
+    documents) by row of the generation's vector file, and fetches from Chroma only the texts it returns."""
 
     def __init__(self, generation: Generation, embedder: TextEmbedder, settings: Settings | None = None):
         self.generation = generation
