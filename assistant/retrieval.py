@@ -154,7 +154,7 @@ class Retriever:
 
     def _cosines(self, positions: list[int], qvec: np.ndarray) -> dict[int, float]:
         """Exact cosines of these chunks: the refusal rule uses them. Read by row from the generation's
-        memory-mapped vectors; a generation written before that file fetches them from Chroma by id.
+        vector file (pread); a generation written before that file fetches them from Chroma by id.
         In float64: z-scores divide by a spread of ~0.02, which would turn float32 rounding into ~5e-6."""
         summaries = self.index.summaries
         q = np.asarray(qvec, dtype=np.float64)
