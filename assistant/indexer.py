@@ -12,8 +12,9 @@ With ``ASSISTANT_CHROMA_URL`` a generation's vectors are the server collection `
 instead of a store in its folder (see assistant.store). CURRENT and the manifests stay in the index folder
 even then: every app process must agree on which generation is served, and a rename on one shared path is
 the one switch all of them see at once; the server only ever holds complete collections next to it. The
-BM25 index, the id maps and the vector statistics of fusion are files in the generation folder in both
-deployments (assistant.summaries), so a serving process never reads every chunk.
+BM25 index, the id maps, the vector statistics of fusion and a copy of the chunk vectors are
+files in the generation folder in both deployments (assistant.summaries), so a serving process never reads
+every chunk and scores without fetching vectors from Chroma.
 
 An update writes a new generation: vectors of unchanged files are copied from the served one (never
 re-embedded), new and changed files are embedded, deleted files are left out. Only when the new

@@ -34,7 +34,8 @@ class IndexMismatchError(Exception):
 class LoadedIndex:
     """A served generation: its Chroma store plus the small or memory-mapped summaries written at index
     time (assistant.summaries). Opening it reads no chunk and no vector, so serving memory does not grow
-    with the corpus: per question, search asks Chroma for candidates and fetches only what it scores."""
+    with the corpus: per question, search asks Chroma for candidates, scores them (and the rest of their
+    documents) by row of the generation's vector file, and fetches from Chroma only the texts it returns."""
 
     def __init__(self, generation: Generation, embedder: TextEmbedder, settings: Settings | None = None):
         self.generation = generation
@@ -152,11 +153,16 @@ class Retriever:
         return RetrievalResult(hits, qvec, timings)
 
     def _cosines(self, positions: list[int], qvec: np.ndarray) -> dict[int, float]:
-        """Exact cosines of these chunks (vectors fetched from Chroma by id): the refusal rule uses them.
+        """Exact cosines of these chunks: the refusal rule uses them. Read by row from the generation's
+        vector file (pread); a generation written before that file fetches them from Chroma by id.
         In float64: z-scores divide by a spread of ~0.02, which would turn float32 rounding into ~5e-6."""
-        ids = self.index.summaries.ids(positions)
-        vectors = self.index.store.vectors(ids)
+        summaries = self.index.summaries
         q = np.asarray(qvec, dtype=np.float64)
+        if summaries.vectors is not None:
+            cosines = summaries.rows(positions).astype(np.float64) @ q
+            return dict(zip(positions, cosines.tolist(), strict=True))
+        ids = summaries.ids(positions)
+        vectors = self.index.store.vectors(ids)
         return {p: float(vectors[i].astype(np.float64) @ q) for p, i in zip(positions, ids, strict=True)}
 
     def _fuse(self, rankings: list[list[int]], qvec: np.ndarray,

@@ -76,7 +76,13 @@ def _assert_consistent(settings, embedder):
     assert all("chunk_ids" not in entry for entry in gen.files.values())
     counts = {key: entry["chunks"] for key, entry in gen.files.items() if entry["chunks"]}
     assert counts == Counter(document_key(c.corpus_dir, c.source) for c in chunks)
-    assert Summaries(gen.path).ids(range(len(chunks))) == ids
+    summaries = Summaries(gen.path)
+    assert summaries.ids(range(len(chunks))) == ids
+    # the vector rows are Chroma's vectors of those ids (new and copied documents alike), in that order
+    by_id = store.vectors(ids)
+    rows = summaries.rows(list(range(len(ids))))
+    assert rows.dtype == np.float32 and rows.shape == (len(ids), embedder.dimension)
+    assert np.allclose(rows, np.stack([by_id[i] for i in ids]), rtol=0, atol=1e-6)
     assert gen.manifest["chunks"] == len(chunks)
     return chunks
 

@@ -119,6 +119,28 @@ def test_a_running_assistant_serves_a_new_generation_without_restart(corpus, set
     assert after[0].chunk.source == "tillsyn.md"
 
 
+def test_search_scores_by_row_and_a_generation_without_vectors_fetches_them_from_chroma(
+        corpus, settings_for, hashing_embedder, deployment, monkeypatch):
+    settings = settings_for(corpus.dir, **deployment)
+    build_index(settings, hashing_embedder)
+    questions = [PAGE2_QUESTION, "Vem samordnar de regionala nätverken?", "Hur bakar man surdegsbröd?"]
+    index = LoadedIndex.open(settings, hashing_embedder)
+    assert index.summaries.vectors is not None
+    with monkeypatch.context() as patched:  # every cosine comes from the memory-mapped rows
+        patched.setattr(index.store, "vectors", lambda ids: pytest.fail("vectors fetched from Chroma"))
+        by_row = [Retriever(index, hashing_embedder, settings).search(q, k=8) for q in questions]
+
+    (index.generation.path / "vectors.npy").unlink()  # as a generation written before the file existed
+    older = LoadedIndex.open(settings, hashing_embedder)
+    assert older.summaries.vectors is None
+    fetched = [Retriever(older, hashing_embedder, settings).search(q, k=8) for q in questions]
+    for row, chroma in zip(by_row, fetched, strict=True):
+        assert [h.chunk for h in row.hits] == [h.chunk for h in chroma.hits]
+        # Chroma hands back its re-normalised copy of each vector: equal up to float32 rounding
+        assert np.allclose([h.score for h in row.hits], [h.score for h in chroma.hits], rtol=0, atol=1e-5)
+        assert np.allclose([h.dense for h in row.hits], [h.dense for h in chroma.hits], rtol=0, atol=1e-6)
+
+
 def test_follow_up_questions_borrow_the_previous_question():
     history = ["Vad är direktupphandlingsgränsen i LOU?"]
     assert retrieval_query("Och i LUF?", history) == f"{history[0]} Och i LUF?"

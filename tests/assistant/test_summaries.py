@@ -15,7 +15,7 @@ from assistant.lexical import LexicalIndex, top_positive
 from assistant.pipeline import Assistant
 from assistant.retrieval import LoadedIndex, Retriever, _document_evidence, _standardise
 from assistant.settings import Settings
-from assistant.summaries import Summaries, dense_stats
+from assistant.summaries import Summaries, VectorRows, dense_stats
 from assistant.types import Hit, document_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +123,26 @@ def test_a_generation_without_its_summaries_is_no_index(corpus, settings_for, em
     shutil.rmtree(current_generation(settings.index_dir).path / "lexical")
     with pytest.raises(NoIndexError, match="ofullständigt"):
         LoadedIndex.open(settings, embedder)
+
+
+def test_vector_rows_are_read_in_any_order_without_mapping_the_file(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    np.save(tmp_path / "vectors.npy", vectors)
+    rows = VectorRows(tmp_path / "vectors.npy", 50)
+    # unsorted, repeated, runs of neighbours (a document's chunks) and single rows, first and last included
+    wanted = [49, 3, 4, 5, 3, 0, 20, 21, 49, 7]
+    assert np.array_equal(rows.rows(wanted), vectors[wanted])
+    assert rows.rows([]).shape == (0, 8)
+    maps = Path("/proc/self/maps")
+    if maps.exists():  # the point of pread: nothing of the file is mapped into the serving process
+        assert str(tmp_path / "vectors.npy") not in maps.read_text()
+    rows.close()
+
+
+@pytest.mark.parametrize("array", [np.zeros((49, 8), np.float32), np.zeros((50, 8), np.float64),
+                                   np.zeros(50 * 8, np.float32)])
+def test_a_vectors_file_of_another_shape_or_type_is_refused(tmp_path, array):
+    np.save(tmp_path / "vectors.npy", array)
+    with pytest.raises(OSError, match="float32 rows"):
+        VectorRows(tmp_path / "vectors.npy", 50)
