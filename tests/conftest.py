@@ -29,16 +29,10 @@ an explicit ``slow`` mark. The fast tier cannot load a model by accident: outsid
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from processes import stop
 
 from assistant.embeddings import embedder as embedder_module
 from assistant.embeddings import load_embedder
@@ -352,36 +346,11 @@ def settings_for(tmp_path: Path):
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     """The URL of a real Chroma server (the ``chroma`` CLI of this environment) with its data in a tmp folder;
-    stopped at the end of the session."""
-    folder = tmp_path_factory.mktemp("chroma-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    # output to a file, not a pipe: a chatty server never blocks on it
-    with open(folder / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(folder / "data"),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-        )
-    try:
-        deadline = time.monotonic() + 30  # ~3 s when idle; the machine may be busy
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"chroma run did not start: {(folder / 'server.log').read_text(errors='replace')}")
-            time.sleep(0.2)
+    stopped at the end of the session. Started as benchmarks/scale.py starts its servers: one way to run it."""
+    from benchmarks.scale import chroma_server as local_chroma_server
+
+    with local_chroma_server(tmp_path_factory.mktemp("chroma-server")) as (url, _pid):
         yield url
-    finally:
-        stop(proc, timeout=10)
-
-
-def _heartbeat(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["embedded", "server"])
