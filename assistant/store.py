@@ -78,11 +78,16 @@ class ProjectEmbeddingFunction(EmbeddingFunction[Documents]):
         return False
 
 
+_first_client = [True]
+
+
 def client_for(path: Path) -> chromadb.ClientAPI:
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    if not _first_client[0]:  # lean_imports patches process-wide: start-up only, not every index switch
+        return chromadb.PersistentClient(path=str(path), settings=settings)
     with lean_imports.chroma():  # the first client imports its implementation
-        return chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-        )
+        _first_client[0] = False
+        return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
 class ChromaServerError(ValueError):
@@ -99,7 +104,8 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
     """A client of the Chroma server at ``settings.chroma_url`` (single node or distributed)."""
     url = urlsplit(settings.chroma_url.strip())
     if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
-        raise ChromaServerError(f"ASSISTANT_CHROMA_URL={settings.chroma_url!r} ska se ut som http://värd:port")
+        shown = settings.chroma_url.strip().replace(url.netloc, url.netloc.rpartition("@")[2])  # no user:password
+        raise ChromaServerError(f"ASSISTANT_CHROMA_URL={shown!r} ska se ut som http://värd:port")
     port = url.port or (443 if url.scheme == "https" else 8000)
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname  # an IPv6 address
     base = f"{url.scheme}://{host}:{port}"  # no user:password@ of the URL in messages

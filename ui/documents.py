@@ -122,7 +122,11 @@ def _renderer():
     from markdown_it import MarkdownIt
 
     # html=False: raw HTML in a corpus file is shown as text, never executed
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    # markdown-it fills its rule caches on the first render; done here, under functools.cache's first
+    # call, so two requests of the thread pool never render with a half-filled cache
+    md.render("# a\n\n| a | b |\n|---|---|\n| *c* | [d](e) |\n\n- f `g`\n")
+    return md
 
 
 def render_markdown(body: str, title: str) -> str:

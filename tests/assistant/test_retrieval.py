@@ -126,7 +126,7 @@ def test_search_scores_by_row_and_a_generation_without_vectors_fetches_them_from
     questions = [PAGE2_QUESTION, "Vem samordnar de regionala nätverken?", "Hur bakar man surdegsbröd?"]
     index = LoadedIndex.open(settings, hashing_embedder)
     assert index.summaries.vectors is not None
-    with monkeypatch.context() as patched:  # every cosine comes from the memory-mapped rows
+    with monkeypatch.context() as patched:  # every cosine comes from the vector file's rows
         patched.setattr(index.store, "vectors", lambda ids: pytest.fail("vectors fetched from Chroma"))
         by_row = [Retriever(index, hashing_embedder, settings).search(q, k=8) for q in questions]
 

@@ -317,3 +317,10 @@ def test_an_unreachable_server_and_a_token_chroma_cannot_send_are_named(tiny, se
     with pytest.raises(ChromaServerError, match="ASSISTANT_CHROMA_TOKEN får bara innehålla ASCII") as refused:
         server_client(settings.with_(chroma_token="nyckel-åäö"))
     assert "nyckel-åäö" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["ftp://anna:hemligt@chroma.example:8000", "http://anna:hemligt@chroma.example:8000/v1"])
+def test_a_malformed_server_url_is_named_without_its_password(url):
+    with pytest.raises(ChromaServerError, match="ska se ut som http://värd:port") as refused:
+        server_client(Settings(chroma_url=url))
+    assert "hemligt" not in str(refused.value) and "chroma.example:8000" in str(refused.value)
