@@ -132,6 +132,16 @@ def _check_corpora(corpus_dirs: tuple[Path, ...]) -> loaders.Discovery:
     return found
 
 
+def check_server(settings: Settings) -> None:
+    """With ``ASSISTANT_CHROMA_URL``: fail now, as a build error naming the setting, when the server cannot be
+    used, so a caller can ask before it loads a model for nothing (the CLI's ``index`` does)."""
+    if settings.chroma_url:
+        try:
+            server_client(settings)
+        except ChromaServerError as exc:
+            raise IndexBuildError(str(exc)) from exc
+
+
 def build_index(settings: Settings, embedder: TextEmbedder, progress: Progress | None = None) -> IndexReport:
     try:
         return _build_index(settings, embedder, progress)

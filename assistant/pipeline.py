@@ -13,7 +13,15 @@ from assistant import answer as extractive
 from assistant import loaders, policy
 from assistant.answer import REFUSAL_HINT
 from assistant.embeddings import TextEmbedder, load_embedder
-from assistant.indexer import IndexBuildError, NoIndexError, Progress, build_index, current_generation, current_name
+from assistant.indexer import (
+    IndexBuildError,
+    NoIndexError,
+    Progress,
+    build_index,
+    check_server,
+    current_generation,
+    current_name,
+)
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
 from assistant.text import words
@@ -70,6 +78,11 @@ class Assistant:
     # --- indexing ------------------------------------------------------------------------------
 
     def index(self, progress: Progress | None = None) -> IndexReport:
+        if self._embedder is None:
+            # an unusable Chroma server stops the build before the model loads: no seconds lost, and no
+            # ONNX session alive in a process that then exits with an error (its thread pool once aborted
+            # such an exit: "terminate called without an active exception")
+            check_server(self.settings)
         report = build_index(self.settings, self.embedder, progress)
         with self._lock:
             self._index = self._retriever = None  # next request opens the new generation

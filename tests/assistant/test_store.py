@@ -324,3 +324,10 @@ def test_a_malformed_server_url_is_named_without_its_password(url):
     with pytest.raises(ChromaServerError, match="ska se ut som http://värd:port") as refused:
         server_client(Settings(chroma_url=url))
     assert "hemligt" not in str(refused.value) and "chroma.example:8000" in str(refused.value)
+
+
+def test_an_unusable_server_stops_the_build_before_the_model_loads(tiny, settings_for, token_proxy):
+    assistant = Assistant(settings_for(tiny, chroma_url=token_proxy.url, chroma_token="fel-nyckel"))
+    with pytest.raises(IndexBuildError, match="godtog inte ASSISTANT_CHROMA_TOKEN"):
+        assistant.index()
+    assert assistant._embedder is None  # no model loaded for a build that could not begin
