@@ -58,6 +58,13 @@ def _assistant(settings: Settings, build_if_missing: bool = True):
 
     # The tokenizer and the two ONNX sessions load in C++ without the GIL: on the other core, while the
     # imports below (Chroma, bm25s: Python, one core) run on this one.
+    if settings.chroma_url:  # an unusable server is named now: not "building the index", no model loaded
+        from assistant.indexer import IndexBuildError, check_server
+
+        try:
+            check_server(settings)
+        except IndexBuildError as exc:
+            raise click.ClickException(str(exc)) from exc
     embedder.prefetch_tokenizer(settings)
     embedder.prefetch(settings)
     relevance.prefetch(settings)

@@ -331,3 +331,14 @@ def test_an_unusable_server_stops_the_build_before_the_model_loads(tiny, setting
     with pytest.raises(IndexBuildError, match="godtog inte ASSISTANT_CHROMA_TOKEN"):
         assistant.index()
     assert assistant._embedder is None  # no model loaded for a build that could not begin
+
+
+def test_ask_names_the_refused_token_without_building_an_index(tiny, tmp_path, token_proxy):
+    env = {**os.environ, "ASSISTANT_CHROMA_URL": token_proxy.url, "ASSISTANT_CHROMA_TOKEN": "fel-nyckel",
+           "ASSISTANT_INDEX_DIR": str(tmp_path / "index"), "ASSISTANT_CORPUS_DIRS": str(tiny),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "assistant", "ask", "Vad är en kommun?"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.stderr.count("godtog inte ASSISTANT_CHROMA_TOKEN") == 1
+    assert "Bygger indexet" not in done.stderr and "fel-nyckel" not in done.stderr
