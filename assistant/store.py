@@ -78,15 +78,16 @@ class ProjectEmbeddingFunction(EmbeddingFunction[Documents]):
         return False
 
 
-_first_client = [True]
+_client_imported = False
 
 
 def client_for(path: Path) -> chromadb.ClientAPI:
+    global _client_imported
     settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-    if not _first_client[0]:  # lean_imports patches process-wide: start-up only, not every index switch
+    if _client_imported:  # lean_imports patches process-wide: start-up only, not every index switch
         return chromadb.PersistentClient(path=str(path), settings=settings)
     with lean_imports.chroma():  # the first client imports its implementation
-        _first_client[0] = False
+        _client_imported = True
         return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
@@ -118,8 +119,7 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
         auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
                 "chroma_client_auth_credentials": settings.chroma_token,
                 "chroma_auth_token_transport_header": "X-Chroma-Token"}
-        # asked before chromadb is: once an ONNX model is loaded, a chromadb client whose token was refused
-        # aborts the whole process at exit ("terminate called without an active exception")
+        # asked before chromadb is: its refusal arrives as a bare ValueError, ours names the setting
         problem = _probe(base, settings)
         if problem:
             raise ChromaServerError(problem)
