@@ -2,15 +2,16 @@
 
 Serving must not grow with the corpus, so nothing here is read whole into memory except what is small:
 
-    lexical/          the BM25 index (bm25s ``save``), opened memory-mapped; plus the compound vocabulary
+    lexical/          the BM25 index (bm25s ``save``), its postings read with ``pread``, and the token ids and
+                      the compound splitter's known words as hash tables (assistant.lexical)
     chunk_ids.npy     chunk ids in chunk order (corpus folder, file, position): position -> id
     id_sorted.npy     the same ids sorted, and id_position.npy their positions: id -> position
     doc_start.npy     first position of each document (chunks of a document are contiguous), plus the end
     dense_stats.npz   mean vector and covariance of all chunk vectors (fusion's dense mean and spread)
     vectors.npy       the chunk vectors (float32), row i for position i: fusion's exact cosines by row
 
-The arrays are opened with ``mmap_mode="r"`` (the covariance is dimension², not corpus-sized), except the
-vectors, read by row with ``pread`` (``VectorRows``). They live twice, in Chroma for its ANN index and here
+The small arrays are opened with ``mmap_mode="r"`` (the covariance is dimension², not corpus-sized); the
+vectors are read by row with ``pread`` (``VectorRows``). They live twice, in Chroma for its ANN index and here
 for exact scoring: fusion scores every chunk of the candidates' documents (hundreds per question), and
 fetching those from a Chroma server by id means parsing ~8 KB of JSON per vector, where reading a row here
 is a copy from the page cache.
@@ -18,13 +19,12 @@ is a copy from the page cache.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import numpy as np
 
 from assistant.lexical import LexicalIndex
+from assistant.npyfile import NpyFile
 from assistant.types import Chunk
 
 LEXICAL = "lexical"
@@ -112,26 +112,18 @@ class Summaries:
 
 
 class VectorRows:
-    """Rows of ``vectors.npy`` read with ``os.pread``, a run of consecutive positions (a document's chunks)
-    in one call. Not memory-mapped: Linux maps file pages in large blocks, and a mapping read at ~590
-    scattered rows per question (MADV_RANDOM or not) made 146 MB of a 100k-chunk file resident in the
-    serving process after 200 questions; read like this, the file stays in the kernel's page cache (shared,
-    droppable) and the process holds only the rows it scores."""
+    """Rows of ``vectors.npy`` read with ``pread`` (assistant.npyfile says why not a memory map), a run of
+    consecutive positions (a document's chunks) in one call. A mapping read at ~590 scattered rows per
+    question made 146 MB of a 100k-chunk file resident in the serving process after 200 questions; read
+    like this, the process holds only the rows it scores."""
 
     def __init__(self, path: Path, size: int):
-        self._file = open(path, "rb")  # noqa: SIM115  # held for the generation's lifetime; pread is thread-safe
-        try:
-            version = np.lib.format.read_magic(self._file)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(self._file)
-            if len(shape) != 2 or shape[0] != size or fortran or dtype != np.dtype("<f4"):
-                raise OSError(f"{path}: {shape} {dtype} for {size} chunks of float32 rows")
-        except BaseException:
+        self._file = NpyFile(path)
+        shape, dtype = self._file.shape, self._file.dtype
+        if len(shape) != 2 or shape[0] != size or dtype != np.dtype("<f4"):
             self._file.close()
-            raise
-        self.offset, self.shape, self.dtype = self._file.tell(), shape, dtype
-        self._row_bytes = shape[1] * dtype.itemsize
+            raise OSError(f"{path}: {shape} {dtype} for {size} chunks of float32 rows")
+        self.shape, self.dtype = shape, dtype
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -144,20 +136,12 @@ class VectorRows:
         breaks = np.flatnonzero(np.diff(unique) != 1) + 1
         start = 0
         for run in np.split(unique, breaks) if len(unique) else []:
-            count = len(run)
-            raw = os.pread(self._file.fileno(), count * self._row_bytes, self.offset + int(run[0]) * self._row_bytes)
-            if len(raw) != count * self._row_bytes:
-                raise OSError(f"{self._file.name}: short read at row {int(run[0])}")
-            out[start:start + count] = np.frombuffer(raw, dtype=self.dtype).reshape(count, self.shape[1])
-            start += count
+            out[start:start + len(run)] = self._file.read(int(run[0]), len(run))
+            start += len(run)
         return out[np.searchsorted(unique, wanted)]
 
     def close(self) -> None:
         self._file.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self._file.close()
 
 
 def _open_vectors(path: Path, size: int) -> VectorRows | None:

@@ -3,7 +3,24 @@ few English domain terms."""
 
 from __future__ import annotations
 
-from assistant.lexical import Decompounder, LexicalIndex, stem, translate_english
+from pathlib import Path
+
+import numpy as np
+
+from assistant import lexical
+from assistant.lexical import (
+    KNOWN,
+    MIN_PART,
+    STOPWORDS,
+    TOKENS,
+    VOCABULARY,
+    Decompounder,
+    LexicalIndex,
+    TermTable,
+    stem,
+    translate_english,
+)
+from assistant.text import words
 
 TEXTS = [
     "Direktupphandlingsgränsen är 700 000 kronor.",  # the compound only
@@ -66,3 +83,50 @@ def test_english_phrases_are_translated_before_words():
     index = LexicalIndex(TEXTS)
     hits = index.search("direct award threshold", 5)
     assert hits[0][0] == 0  # the compound, not "En direkt fråga" nor "Gränsen mot Norge"
+
+
+QUERIES = ["Vad är gränsen för direktupphandling?", "direktupphandlingsgränsen direkt direkt",
+           "procurement threshold", "föreningarna", "okänt ord xyzzy", "Gränsen mot Norge"]
+
+
+def test_a_saved_index_serves_the_same_scores_bit_for_bit_without_mapping_its_files(tmp_path):
+    built = LexicalIndex(TEXTS)
+    built.save(tmp_path)
+    served = LexicalIndex.load(tmp_path)
+    assert served.bm25 is None  # served from the term tables and pread postings, not bm25s' dict and mmap
+    for query in QUERIES:
+        assert served.tokens(query, translate=True) == built.tokens(query, translate=True)
+        assert np.array_equal(served.scores(query), built.scores(query)), query
+    assert served.search("Vad är gränsen för direktupphandling?", 5)[0][0] == 0
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        assert str(tmp_path) not in maps.read_text()
+
+
+def test_a_generation_saved_before_the_term_tables_still_serves(tmp_path):
+    built = LexicalIndex(TEXTS)
+    built.save(tmp_path)
+    (tmp_path / TOKENS).unlink()
+    (tmp_path / KNOWN).unlink()
+    vocabulary = {w for t in TEXTS for w in words(t) if w not in STOPWORDS and len(w) >= MIN_PART}
+    (tmp_path / VOCABULARY).write_text("\n".join(sorted(vocabulary)), encoding="utf-8")  # as it was saved
+    served = LexicalIndex.load(tmp_path)
+    for query in QUERIES:
+        assert np.array_equal(served.scores(query), built.scores(query)), query
+
+
+def test_term_table_finds_every_term_and_nothing_else():
+    terms = {f"ord{i}": i for i in range(500)}
+    table = TermTable.build(terms)
+    assert all(table.get(t) == v for t, v in terms.items())
+    assert table.get("ord500") is None and "ord-1" not in table and len(table) == 500
+
+
+def test_term_table_keeps_colliding_terms_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(lexical, "term_hash", lambda term: len(term))  # a hash that collides on purpose
+    table = TermTable.build({"a": 1, "bb": 2, "cc": 3, "ddd": 4})
+    table.save(tmp_path / "t.npz")
+    for loaded in (table, TermTable.load(tmp_path / "t.npz")):
+        assert [loaded.get(t) for t in ("a", "bb", "cc", "ddd")] == [1, 2, 3, 4]
+        assert loaded.get("ee") is None  # shares the colliding hash of "bb" and "cc", is neither
+        assert loaded.get("fff") == 4  # a string outside the table whose hash is a term's: the stated risk
