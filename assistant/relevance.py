@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ import numpy as np
 from assistant import crossencoder
 from assistant.settings import Settings
 
-BATCH_PAIRS = 32
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +36,9 @@ class RelevanceModel:
         fmt = json.loads((self.folder / "reranker.json").read_text(encoding="utf-8"))
         self.max_length, self.max_question_tokens = int(fmt["max_length"]), int(fmt["max_question_tokens"])
         out = onnx_engine.ensure_exported(self.folder, "encoder", cache)
-        self.session = onnx_engine.open_session(out, variant)
+        # one intra-op thread per run and the pairs spread over the cores (see ``logits``)
+        self.session = onnx_engine.open_session(out, variant, threads=1)
+        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="relevance")
         self.input_names = [i.name for i in self.session.get_inputs()]
         head = load_file(str(self.folder / crossencoder.HEAD_FILE))
         self.dense_w = head["dense.weight"].astype(np.float32)
@@ -46,24 +48,32 @@ class RelevanceModel:
         # The export's tokenizer: the same ids as training's (crossencoder.load_tokenizer) on the normalised
         # pair texts, and the same loaded copy as the embedder's (onnx_engine.load_tokenizer).
         self.tokenizer = onnx_engine.load_tokenizer(out, None)
-        self._lock = threading.Lock()  # two runs at once on 2 cores only thrash
+        self._lock = threading.Lock()
 
     def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """One logit per pair of ``crossencoder.pair_inputs`` texts, in input order."""
+        """One logit per pair of ``crossencoder.pair_inputs`` texts, in input order.
+
+        Each pair is its own run, unpadded, and the runs share the cores (ONNX Runtime releases the GIL).
+        One padded batch was slower: every pair is padded to the longest (a question's pairs run from ~30
+        to 128 tokens), and two intra-op threads on one small run wait on each other; per pair the CPU time
+        of a question's 27 pairs fell from ~790 to ~480 ms (benchmarks/lean.py, README Speed). And a
+        sentence's score now depends on nothing but its pair: in a batch, its padding moved the logit by up
+        to 1e-6 (fp32), and int8's dynamic activation scales by far more."""
         out = np.zeros(len(pairs), np.float32)
         if not pairs:
             return out
         ids, mask = crossencoder.encode_pairs(self.tokenizer, pairs, self.max_length, self.max_question_tokens)
         lengths = mask.sum(axis=1)
-        order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
-        with self._lock:
-            for start in range(0, len(order), BATCH_PAIRS):
-                idx = order[start : start + BATCH_PAIRS]
-                width = int(lengths[idx].max())
-                feed = {"input_ids": ids[idx, :width], "attention_mask": mask[idx, :width],
-                        "token_type_ids": np.zeros((len(idx), width), np.int64)}
-                states = self.session.run(None, {k: feed[k] for k in self.input_names})[0]
-                out[idx] = self._head(states, feed["attention_mask"])
+
+        def run(i: int) -> float:
+            n = int(lengths[i])
+            feed = {"input_ids": ids[i : i + 1, :n], "attention_mask": mask[i : i + 1, :n],
+                    "token_type_ids": np.zeros((1, n), np.int64)}
+            states = self.session.run(None, {k: feed[k] for k in self.input_names})[0]
+            return float(self._head(states, feed["attention_mask"])[0])
+
+        with self._lock:  # one question's pairs at a time: two questions at once on 2 cores only thrash
+            out[:] = list(self._pool.map(run, range(len(pairs))))
         return out
 
     def _head(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
