@@ -24,6 +24,7 @@ from assistant.indexer import (
 )
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
+from assistant.store import ChromaServerError, check_reachable
 from assistant.text import words
 from assistant.types import Answer, Document, Hit, IndexReport, SkippedFile
 
@@ -116,6 +117,12 @@ class Assistant:
     def generation(self) -> str | None:
         """Name of the served index generation, None before the first build (one small file read)."""
         return current_name(self.settings.index_dir)
+
+    def check_store(self) -> None:
+        """Raise ChromaServerError when the Chroma server of ``ASSISTANT_CHROMA_URL`` does not answer or refuses
+        the token now (one small request, no model, no index opened); nothing to check for an embedded index."""
+        if self.settings.chroma_url:
+            check_reachable(self.settings)
 
     def documents(self) -> list[Document]:
         """The served generation's documents, read from its manifest without loading the index: the chat
@@ -308,5 +315,6 @@ def readable_markdown(text: str, front_matter: bool = True) -> str:
     return loaders.readable_markdown(text, front_matter)
 
 
-__all__ = ["REFUSAL_HINT", "Assistant", "CorpusScan", "IndexBuildError", "IndexMismatchError", "NoIndexError",
-           "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "scan_corpus", "unindexed"]
+__all__ = ["REFUSAL_HINT", "Assistant", "ChromaServerError", "CorpusScan", "IndexBuildError", "IndexMismatchError",
+           "NoIndexError", "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "scan_corpus",
+           "unindexed"]

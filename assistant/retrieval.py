@@ -22,7 +22,7 @@ from assistant.embeddings import TextEmbedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
-from assistant.store import ChromaServerError, ChunkStore, NotFoundError
+from assistant.store import ChunkStore, NotFoundError
 from assistant.summaries import Summaries
 from assistant.types import Chunk, Hit
 
@@ -53,10 +53,10 @@ class LoadedIndex:
                 "Indexet byggdes med en annan modell eller andra inställningar; kör `assistant index` "
                 "för att bygga om det."
             )
+        # a ChromaServerError (unreachable, token refused, no such tenant) passes as it is: the index exists,
+        # its server cannot be used now, and the chat and the API say so with the message naming the setting
         try:
             return cls(gen, embedder, settings)
-        except ChromaServerError as exc:  # unreachable, token refused, no such tenant: the message says which
-            raise NoIndexError(str(exc)) from exc
         except NotFoundError as exc:  # the server lost it, or ASSISTANT_CHROMA_URL names another server
             raise NoIndexError(
                 f"Indexets vektorer ({gen.path.name}) finns inte i Chroma; kör `assistant index` igen."

@@ -19,6 +19,7 @@ import os
 import shutil
 import string
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,23 +94,29 @@ def client_for(path: Path) -> chromadb.ClientAPI:
 
 class ChromaServerError(ValueError):
     """The Chroma server of ``ASSISTANT_CHROMA_URL`` cannot be used as configured (malformed URL, unreachable,
-    token refused, no such tenant or database). The message is Swedish, names the setting to check and never
-    contains the token."""
+    token refused, no such tenant or database), or no longer answers or accepts the token while an index is
+    served (``ChunkStore``). The message is Swedish, names the setting to check and the server's address,
+    never its user:password or the token."""
 
 
 # what chromadb's token provider accepts (chromadb.auth.token_authn); checked here to name our variable
 TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
 
 
-def server_client(settings: Settings) -> chromadb.ClientAPI:
-    """A client of the Chroma server at ``settings.chroma_url`` (single node or distributed)."""
+def _address(settings: Settings) -> tuple[str, int, str]:
+    """(host, port, base URL) of ``settings.chroma_url``; the base has no user:password, so messages may show it."""
     url = urlsplit(settings.chroma_url.strip())
     if url.scheme not in ("http", "https") or not url.hostname or url.path.strip("/"):
         shown = settings.chroma_url.strip().replace(url.netloc, url.netloc.rpartition("@")[2])  # no user:password
         raise ChromaServerError(f"ASSISTANT_CHROMA_URL={shown!r} ska se ut som http://värd:port")
     port = url.port or (443 if url.scheme == "https" else 8000)
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname  # an IPv6 address
-    base = f"{url.scheme}://{host}:{port}"  # no user:password@ of the URL in messages
+    return url.hostname, port, f"{url.scheme}://{host}:{port}"
+
+
+def server_client(settings: Settings) -> chromadb.ClientAPI:
+    """A client of the Chroma server at ``settings.chroma_url`` (single node or distributed)."""
+    hostname, port, base = _address(settings)
     auth = {}
     if settings.chroma_token:
         if not set(settings.chroma_token) <= TOKEN_CHARS:
@@ -127,7 +134,7 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
     tenant, database = settings.chroma_tenant or DEFAULT_TENANT, settings.chroma_database or DEFAULT_DATABASE
     try:
         # the constructor asks the server who we are and whether tenant and database exist
-        return chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma,
+        return chromadb.HttpClient(host=hostname, port=port, ssl=base.startswith("https:"), settings=chroma,
                                    tenant=tenant, database=database)
     except NotFoundError as exc:
         raise ChromaServerError(
@@ -150,14 +157,34 @@ def _refused(base: str, settings: Settings, status: int) -> str:
     return f"Chroma-servern på {base} kräver en nyckel (HTTP {status}); ange den i ASSISTANT_CHROMA_TOKEN."
 
 
+def _unreachable(base: str, status: int | None = None) -> str:
+    said = f" (HTTP {status})" if status else ""
+    return f"Chroma-servern på {base} svarar inte{said}; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+
+
+# what a gateway in front of Chroma answers while the server behind it is down or restarting
+GATEWAY_DOWN = frozenset({502, 503, 504})
+
+
 def _probe(base: str, settings: Settings) -> str | None:
-    """What makes the server unusable, asked directly: no answer, or the token refused; None if neither."""
+    """What makes the server unusable, asked directly: no answer (nor from behind a gateway), or the token
+    refused; None if neither."""
     headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
     try:
         status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=10).status_code
     except httpx.HTTPError:
-        return f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+        return _unreachable(base)
+    if status in GATEWAY_DOWN:
+        return _unreachable(base, status)
     return _refused(base, settings, status) if status in (401, 403) else None
+
+
+def check_reachable(settings: Settings) -> None:
+    """Raise ChromaServerError when the server of ``settings.chroma_url`` does not answer or refuses the token
+    now: one request, for a health check polled while serving."""
+    problem = _probe(_address(settings)[2], settings)
+    if problem:
+        raise ChromaServerError(problem)
 
 
 def collection_name(generation: Path) -> str:
@@ -195,41 +222,73 @@ class ChunkStore:
                  create: bool = False):
         self.path = path
         self.client, self.name = _client_and_name(path, settings)
+        self.settings = settings
+        self.base = _address(settings)[2] if settings is not None and settings.chroma_url else None
         function = ProjectEmbeddingFunction(embedder)
-        if create:
-            self.collection = self.client.create_collection(
-                self.name, embedding_function=function, configuration={"hnsw": {"space": "cosine"}}
-            )
-        else:
-            self.collection = self.client.get_collection(self.name, embedding_function=function)
-        # never hard-coded: an embedded Chroma allows ~5 461 records per call, a server says its own limit
-        self.batch_size = self.client.get_max_batch_size()
+        with self._server():
+            if create:
+                self.collection = self.client.create_collection(
+                    self.name, embedding_function=function, configuration={"hnsw": {"space": "cosine"}}
+                )
+            else:
+                self.collection = self.client.get_collection(self.name, embedding_function=function)
+            # never hard-coded: an embedded Chroma allows ~5 461 records per call, a server says its own limit
+            self.batch_size = self.client.get_max_batch_size()
+
+    @contextmanager
+    def _server(self) -> Iterator[None]:
+        """The one place that knows how chromadb's HttpClient fails when its server went away (stopped,
+        network) or stopped accepting the token after the client was made: each such failure becomes a
+        ChromaServerError naming the setting and the address. Nothing is cached about it: the client's
+        connection pool simply connects again on the next call, so a server that is back just works."""
+        if self.base is None:  # embedded: nothing to reach
+            yield
+            return
+        try:
+            yield
+        except httpx.TransportError as exc:  # refused, reset, timed out: passed through by chromadb unwrapped
+            raise ChromaServerError(_unreachable(self.base)) from exc
+        except (AuthorizationError, ChromaAuthError) as exc:  # Chroma's own auth refused the token
+            raise ChromaServerError(_refused(self.base, self.settings, exc.code())) from exc
+        except Exception as exc:
+            # exactly Exception, nothing more specific: how chromadb raises an HTTP error whose body is not
+            # Chroma's (base_http_client._raise_chroma_error), e.g. a gateway's 401 page or its 502 while the
+            # server behind it is down. Asked directly, the server says which; anything else is not ours.
+            problem = _probe(self.base, self.settings) if type(exc) is Exception else None
+            if problem is None:
+                raise
+            raise ChromaServerError(problem) from exc
 
     def count(self) -> int:
-        return self.collection.count()
+        with self._server():
+            return self.collection.count()
 
     def add(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         ids, documents, metadatas = [c.id for c in chunks], [c.text for c in chunks], [_to_meta(c) for c in chunks]
-        for start in range(0, len(ids), self.batch_size):
-            end = start + self.batch_size
-            self.collection.add(ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
-                                documents=documents[start:end], metadatas=metadatas[start:end])
+        with self._server():
+            for start in range(0, len(ids), self.batch_size):
+                end = start + self.batch_size
+                self.collection.add(ids=ids[start:end], embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                                    documents=documents[start:end], metadatas=metadatas[start:end])
 
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), self.batch_size):
-            got = self.collection.get(ids=ids[start : start + self.batch_size], include=["embeddings"])
-            for id_, vec in zip(got["ids"], got["embeddings"], strict=True):
-                out[id_] = np.asarray(vec, dtype=np.float32)
+        with self._server():
+            for start in range(0, len(ids), self.batch_size):
+                got = self.collection.get(ids=ids[start : start + self.batch_size], include=["embeddings"])
+                for id_, vec in zip(got["ids"], got["embeddings"], strict=True):
+                    out[id_] = np.asarray(vec, dtype=np.float32)
         return out
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         """The chunks of these ids (text and metadata, no vectors), by id."""
         out: dict[str, Chunk] = {}
-        for start in range(0, len(ids), self.batch_size):
-            got = self.collection.get(ids=ids[start : start + self.batch_size], include=["documents", "metadatas"])
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                out[i] = _from_meta(i, d, m)
+        with self._server():
+            for start in range(0, len(ids), self.batch_size):
+                got = self.collection.get(ids=ids[start : start + self.batch_size],
+                                          include=["documents", "metadatas"])
+                for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                    out[i] = _from_meta(i, d, m)
         return out
 
     def chunks(self) -> list[Chunk]:
@@ -241,16 +300,19 @@ class ChunkStore:
         """The whole collection in pages: one response of a large index from a server would be huge."""
         total = self.count()
         for offset in range(0, total, self.batch_size):
-            yield self.collection.get(include=include, limit=self.batch_size, offset=offset)
+            with self._server():
+                page = self.collection.get(include=include, limit=self.batch_size, offset=offset)
+            yield page
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity), best first."""
         n = min(n, self.count())
         if n <= 0:
             return []
-        res = self.collection.query(
-            query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, include=["distances"]
-        )
+        with self._server():
+            res = self.collection.query(
+                query_embeddings=np.asarray([vector], dtype=np.float32), n_results=n, include=["distances"]
+            )
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
 

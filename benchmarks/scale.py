@@ -128,14 +128,17 @@ def _malloc_trim() -> bool:
 
 
 @contextmanager
-def chroma_server(folder: Path) -> Iterator[tuple[str, int]]:
-    """A ``chroma run`` on a free loopback port with its data in ``folder``: (URL, pid); stopped on leaving."""
+def chroma_server(folder: Path, port: int = 0) -> Iterator[tuple[str, int]]:
+    """A ``chroma run`` on a loopback port (``port``, or a free one) with its data in ``folder``: (URL, pid);
+    stopped on leaving. The same folder and port again is the same server restarted."""
     folder.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    with open(folder / "server.log", "wb") as log:  # a file, not a pipe: a chatty server never blocks
+    # a file, not a pipe: a chatty server never blocks; appended: a restart keeps what the first run said
+    with open(folder / "server.log", "ab") as log:
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(folder / "data"),
              "--host", "127.0.0.1", "--port", str(port)],

@@ -11,7 +11,8 @@
   ``write_pdf_file`` / ``write_docx_file`` make other real PDFs and DOCX files.
 * ``served``: one read-only index over that corpus, built once per session, for tests that only search
   and ask. Tests that change files or indexes build their own in ``tmp_path``.
-* ``chroma_server``: a real Chroma server (``chroma run``) for the session, started on first use;
+* ``chroma_server``: a real Chroma server (``chroma run``) for the session, started on first use
+  (``own_chroma_server``: one for a single test, which may stop it and start it again);
   ``deployment`` parametrizes a test over both stores: ``settings_for(folder, **deployment)`` is the
   embedded default in one run and that server in the other.
 * The fast tier's stand-ins (``make test-fast``): ``hashing_embedder`` (assistant.embeddings.fake),
@@ -28,7 +29,9 @@ an explicit ``slow`` mark. The fast tier cannot load a model by accident: outsid
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +205,7 @@ def _write(path: Path, text: str) -> Path:
 # Fixtures that load a real model, build an index with it or start a server: their users are slow.
 SLOW_FIXTURES = frozenset({
     "embedder", "other_prefix_embedder", "model_dir", "reference_tokenizer", "served",  # the real models
-    "chroma_server", "deployment",  # a Chroma server
+    "chroma_server", "deployment", "own_chroma_server",  # a Chroma server
     "trap", "public_server", "admin_server",  # tests/security: the chat server as a subprocess
     "scorer", "cached_model",  # module fixtures on a real model: test_crossencoder, test_e5_offline
 })
@@ -351,6 +354,37 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
 
     with local_chroma_server(tmp_path_factory.mktemp("chroma-server")) as (url, _pid):
         yield url
+
+
+class RestartableChroma:
+    """A Chroma server of one test's own (``chroma run``, as ``chroma_server``) that the test may stop and start
+    again: same port and same data folder, so to its clients it is the same server coming back."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.url = folder, 0, ""
+        self._running: contextlib.AbstractContextManager | None = None
+
+    def start(self) -> str:
+        from benchmarks.scale import chroma_server as local_chroma_server
+
+        running = local_chroma_server(self.folder, self.port)
+        self.url, _pid = running.__enter__()
+        self.port, self._running = int(self.url.rsplit(":", 1)[1]), running
+        return self.url
+
+    def stop(self) -> None:
+        if self._running is not None:
+            running, self._running = self._running, None
+            running.__exit__(None, None, None)
+
+
+@pytest.fixture
+def own_chroma_server(tmp_path: Path) -> Iterator[RestartableChroma]:
+    """A running ``RestartableChroma`` for this test alone (``chroma_server`` is shared: never stop that one)."""
+    server = RestartableChroma(tmp_path / "own-chroma")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=["embedded", "server"])

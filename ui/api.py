@@ -36,7 +36,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException  # what FastAPI raises; fastapi.HTTPException is a subclass
 
-from assistant.pipeline import Assistant, IndexMismatchError, NoIndexError
+from assistant.pipeline import Assistant, ChromaServerError, IndexMismatchError, NoIndexError
 from assistant.settings import Settings
 from assistant.types import Document, search_json
 from ui.documents import corpus_numbers, document_link
@@ -49,6 +49,7 @@ STREAM_STEPS = 30  # an answer streams in about this many pieces
 KEEPALIVE_SECONDS = 10.0  # an SSE comment while a slow (LLM) answer is computed keeps proxies from timing out
 BUSY_RETRY_AFTER = "1"  # seconds; asks take tens of milliseconds
 NO_INDEX_RETRY_AFTER = "30"  # seconds; a first build takes about a minute on the shipped corpus
+UNAVAILABLE_RETRY_AFTER = "10"  # seconds; a restarted Chroma server answers again within seconds
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 API_TITLE = "Samverkansassistenten API"
 DESCRIPTION = """\
@@ -215,8 +216,9 @@ class HealthResponse(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description=_sv_en("Stabil felkod, t.ex. bad_request, unauthorized, no_index.",
-                                         "Stable error code, e.g. bad_request, unauthorized, no_index."))
+    code: str = Field(description=_sv_en("Stabil felkod, t.ex. bad_request, unauthorized, no_index, "
+                                         "index_unavailable.", "Stable error code, e.g. bad_request, "
+                                         "unauthorized, no_index, index_unavailable."))
     message: str = Field(description=_sv_en("Förklaring på svenska.", "Explanation (in Swedish)."))
 
 
@@ -230,7 +232,8 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "API-nyckel saknas eller är fel / missing or invalid API key (unauthorized)",
         413: "För stor / too large (body_too_large, question_too_long)",
         415: "Kroppen ska vara application/json / the body must be application/json (unsupported_media_type)",
-        503: "Inget index, upptaget eller avstängt / no index, busy or disabled (no_index, busy, api_disabled)",
+        503: "Inget index, indexets Chroma-server nås inte, upptaget eller avstängt / no index, its Chroma server "
+             "unreachable, busy or disabled (no_index, index_unavailable, busy, api_disabled)",
     }
     return {s: {"model": ErrorResponse, "description": said[s]} for s in statuses}
 
@@ -265,6 +268,13 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
 def _no_index(detail: str = "") -> ApiError:
     return ApiError(503, "no_index", detail or "Inget index används ännu (det byggs kanske för första gången); "
                     "försök igen om en stund.", {"Retry-After": NO_INDEX_RETRY_AFTER})
+
+
+def _index_unavailable(exc: ChromaServerError) -> ApiError:
+    """The index exists but its Chroma server does not answer or refuses the token: the message names
+    ASSISTANT_CHROMA_URL (or the token's setting) and the address, never a secret; one line in the log."""
+    log.warning("Indexets Chroma-server kan inte användas: %s", exc)
+    return ApiError(503, "index_unavailable", str(exc), {"Retry-After": UNAVAILABLE_RETRY_AFTER})
 
 
 # --- who may call -----------------------------------------------------------------------------------
@@ -407,6 +417,8 @@ async def outcome(future: Future) -> Any:
         raise _no_index() from exc
     except IndexMismatchError as exc:
         raise _no_index(str(exc)) from exc
+    except ChromaServerError as exc:
+        raise _index_unavailable(exc) from exc
 
 
 # --- streaming ------------------------------------------------------------------------------------------
@@ -549,9 +561,14 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
 
     @api.get("/health", response_model=HealthResponse, responses=_errors(401, 503),
              summary=_sv_en("Status", "Health"),
-             description=_sv_en("200 när ett index används, annars 503.", "200 when an index is served, else 503."))
+             description=_sv_en("200 när ett index används (och dess Chroma-server svarar), annars 503.",
+                                "200 when an index is served (and its Chroma server answers), else 503."))
     def health() -> Response:
         name = served_generation()
+        try:
+            assistant.check_store()
+        except ChromaServerError as exc:
+            raise _index_unavailable(exc) from exc
         docs = assistant.documents()
         return JSONResponse({
             "status": "ok", "generation": name, "documents": len(docs),

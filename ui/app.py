@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 from fastapi import FastAPI
 
-from assistant.pipeline import Assistant, IndexBuildError, scan_corpus
+from assistant.pipeline import Assistant, ChromaServerError, IndexBuildError, scan_corpus
 from assistant.types import IndexReport
 from ui import admin, documents
 from ui.api import router as api_router
@@ -38,7 +38,7 @@ from ui.security import (
     blocked_paths,
     client_address,
 )
-from ui.sources import ChatTurn, full_message, message_words, sources_html, turn_from_answer
+from ui.sources import ChatTurn, full_message, message_words, notice_message, sources_html, turn_from_answer
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,11 @@ class ChatApp:
         yield pending, turns, gr.update(), _status("Söker i underlaget …")
         try:
             result = self.assistant.ask(question, history=history)
+        except ChromaServerError as exc:  # the index's server went away: say what is wrong, as the API does
+            log.warning("Indexets Chroma-server kan inte användas: %s", exc)
+            unavailable = [*messages, {"role": "assistant", "content": notice_message(str(exc))}]
+            yield unavailable, turns, gr.update(), _status("Sökindexet kan inte nås just nu.")
+            return
         except Exception:
             log.exception("answering failed")
             failed = [*messages, {"role": "assistant", "content": (

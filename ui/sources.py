@@ -187,6 +187,11 @@ def message_footer(turn: ChatTurn) -> str:
     return "\n\n".join(parts)
 
 
+def notice_message(text: str) -> str:
+    """A bot message that is only a notice (e.g. the index's Chroma server cannot be reached): escaped text."""
+    return str(_message().notice(text))
+
+
 def refusal_message(turn: ChatTurn) -> str:
     return str(_message().refusal(turn, REFUSAL_HEADING, REFUSAL_HINT))
 

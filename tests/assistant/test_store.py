@@ -189,7 +189,9 @@ TOKEN = "k0mmun-nyckel.7f3a"
 class TokenProxy:
     """A reverse proxy in front of the Chroma server that lets only requests with the right X-Chroma-Token
     through, as a gateway in front of a self-hosted Chroma would (``chroma run`` has no auth of its own);
-    a refusal is nginx's plain 401 page, not a Chroma error body. Counts what it forwarded and refused."""
+    a refusal is nginx's plain 401 page, not a Chroma error body, and a server behind it that does not answer
+    is nginx's 502 page. Counts what it forwarded and refused;
+    ``token`` may be changed while it runs (the gateway's key rotated)."""
 
     HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
                             "content-length", "proxy-authorization", "proxy-authenticate"})
@@ -197,13 +199,14 @@ class TokenProxy:
     def __init__(self, upstream: str, token: str):
         target = urlsplit(upstream)
         self.forwarded = self.refused = 0
+        self.token = token
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if self.headers.get("X-Chroma-Token") != token:
+                if self.headers.get("X-Chroma-Token") != proxy.token:
                     proxy.refused += 1
                     self.reply(401, [("Content-Type", "text/html")],
                                b"<html><h1>401 Authorization Required</h1></html>")
@@ -217,6 +220,8 @@ class TokenProxy:
                     data = response.read()
                     self.reply(response.status, [(k, v) for k, v in response.getheaders()
                                                  if k.lower() not in proxy.HOP_BY_HOP], data)
+                except OSError:
+                    self.reply(502, [("Content-Type", "text/html")], b"<html><h1>502 Bad Gateway</h1></html>")
                 finally:
                     upstream.close()
 
@@ -286,7 +291,7 @@ def test_a_refused_token_is_a_clear_message_without_the_token(tiny, settings_for
         server_client(bad)
     with pytest.raises(IndexBuildError, match=message) as build:  # the CLI shows an IndexBuildError's message
         build_index(bad, hashing_embedder)
-    with pytest.raises(NoIndexError, match=message) as served:  # the chat and the API: 503 with the message
+    with pytest.raises(ChromaServerError, match=message) as served:  # the chat and the API: 503 with the message
         LoadedIndex.open(bad, hashing_embedder)
     for error in (refused, build, served):
         assert TOKEN not in str(error.value) and (not token or token not in str(error.value))
@@ -317,6 +322,68 @@ def test_an_unreachable_server_and_a_token_chroma_cannot_send_are_named(tiny, se
     with pytest.raises(ChromaServerError, match="ASSISTANT_CHROMA_TOKEN får bara innehålla ASCII") as refused:
         server_client(settings.with_(chroma_token="nyckel-åäö"))
     assert "nyckel-åäö" not in str(refused.value)
+
+
+def test_a_server_lost_while_serving_is_named_and_used_again_when_back(tiny, settings_for, hashing_embedder,
+                                                                      overlap_scorer, own_chroma_server):
+    base = own_chroma_server.url
+    settings = settings_for(tiny, chroma_url=base.replace("http://", "http://anna:hemligt@"))  # never sent or shown
+    build_index(settings, hashing_embedder)
+    assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+    question = "Vad är idéburet offentligt partnerskap?"
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+    served = assistant.retriever
+    assistant.check_store()
+
+    own_chroma_server.stop()
+    said = f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+    for call in (lambda: assistant.search(question), lambda: assistant.ask(question), assistant.check_store):
+        with pytest.raises(ChromaServerError) as lost:
+            call()
+        assert str(lost.value) == said and "hemligt" not in str(lost.value)
+
+    own_chroma_server.start()  # same port, same data
+    assistant.check_store()
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+    assert not assistant.ask(question).abstained
+    assert assistant.retriever is served  # nothing was reopened: the client simply connected again
+
+
+def test_a_token_refused_while_serving_is_named_without_the_token(tiny, settings_for, hashing_embedder,
+                                                                  overlap_scorer, token_proxy):
+    settings = settings_for(tiny, chroma_url=token_proxy.url, chroma_token=TOKEN)
+    build_index(settings, hashing_embedder)
+    assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+    question = "Vad är idéburet offentligt partnerskap?"
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+    token_proxy.token = "ny-nyckel"  # the gateway's key was rotated, the app still sends the old one
+    said = f"Chroma-servern på {token_proxy.url} godtog inte ASSISTANT_CHROMA_TOKEN (HTTP 401); kontrollera nyckeln."
+    for call in (lambda: assistant.search(question), assistant.check_store):
+        with pytest.raises(ChromaServerError) as refused:
+            call()
+        assert str(refused.value) == said and TOKEN not in str(refused.value)
+    token_proxy.token = TOKEN
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+
+
+def test_a_server_lost_behind_a_gateway_is_named_by_the_gateways_status(tiny, settings_for, hashing_embedder,
+                                                                        overlap_scorer, own_chroma_server):
+    gateway = TokenProxy(own_chroma_server.url, TOKEN)
+    try:
+        settings = settings_for(tiny, chroma_url=gateway.url, chroma_token=TOKEN)
+        build_index(settings, hashing_embedder)
+        assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+        question = "Vad är idéburet offentligt partnerskap?"
+        assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+        own_chroma_server.stop()
+        with pytest.raises(ChromaServerError) as lost:  # chromadb's plain Exception with the gateway's page
+            assistant.search(question)
+        assert str(lost.value) == (f"Chroma-servern på {gateway.url} svarar inte (HTTP 502); kontrollera "
+                                   "ASSISTANT_CHROMA_URL och att servern körs.")
+        own_chroma_server.start()
+        assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+    finally:
+        gateway.close()
 
 
 @pytest.mark.parametrize("url", ["ftp://anna:hemligt@chroma.example:8000", "http://anna:hemligt@chroma.example:8000/v1"])

@@ -12,6 +12,7 @@ All connect through 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -384,6 +385,37 @@ def test_no_served_index_is_503_and_recovers(http: httpx.Client, server: Live):
         aside.rename(current)
     assert http.get(f"{API}/health").status_code == 200
     assert http.post(f"{API}/ask", json={"question": PDF_QUESTION}).status_code == 200
+
+
+def test_a_lost_chroma_server_is_503_naming_it_and_served_again_when_back(tmp_path: Path, corpus,
+                                                                           own_chroma_server):
+    base = own_chroma_server.url
+    token = "hemlig-chroma-nyckel-91b7"  # a plain `chroma run` ignores it; it must never be shown or logged
+    env = {"ASSISTANT_CHROMA_URL": base.replace("http://", "http://anna:hemligt@"), "ASSISTANT_CHROMA_TOKEN": token}
+    with contextlib.contextmanager(_serve)(tmp_path / "serve", corpus.dir, tmp_path / "index", "127.0.0.1",
+                                           env) as live, live.client() as http:
+        search = {"question": PDF_QUESTION}
+        assert http.post(f"{API}/search", json=search).status_code == 200
+        assert http.get(f"{API}/health").status_code == 200
+
+        own_chroma_server.stop()
+        said = f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+        for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search),
+                  http.get(f"{API}/health")):
+            assert assert_error(r, 503, "index_unavailable")["error"]["message"] == said
+            assert r.headers["retry-after"] == "10"
+        with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
+            assert sse_events(r)[-1] == ("error", {"error": {"code": "index_unavailable", "message": said}})
+
+        own_chroma_server.start()  # same port, same data: no restart of the app
+        assert http.get(f"{API}/health").status_code == 200
+        r = http.post(f"{API}/search", json=search)
+        assert r.status_code == 200 and r.json()["hits"]
+        assert not http.post(f"{API}/ask", json=search).json()["abstained"]
+    logged = live.log.read_text(errors="replace")
+    warning = f"Indexets Chroma-server kan inte användas: {said}\n"
+    assert logged.count(warning) == 4  # one line per failed request (search, ask, health, streamed ask)
+    assert "Traceback" not in logged and "hemligt" not in logged and token not in logged
 
 
 # --- schema and docs -------------------------------------------------------------------------------------

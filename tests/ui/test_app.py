@@ -98,6 +98,29 @@ def test_follow_up_uses_the_conversation(built):
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
 
 
+def test_a_lost_chroma_server_is_a_notice_naming_it_then_answers_again(built, tmp_path: Path, own_chroma_server,
+                                                                        caplog: pytest.LogCaptureFixture):
+    settings = built.settings.with_(index_dir=tmp_path / "index", chroma_url=own_chroma_server.url)
+    assistant = Assistant(settings, built.embedder, built.relevance)
+    assistant.index()
+    chat = ChatApp(assistant)
+    question = "Vilka kommuner var med i utvecklingsnätverket?"
+    assert not ask(chat, [], [], question)[2][0].abstained
+
+    own_chroma_server.stop()
+    with caplog.at_level(logging.WARNING, logger="ui.app"):
+        steps = list(chat.answer([user(question)], []))
+    messages, turns, _panel, status = steps[-1]
+    said = (f"Chroma-servern på {own_chroma_server.url} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att "
+            "servern körs.")
+    assert messages[-1]["content"] == f'<div class="stale-note" role="note">ℹ {said}</div>'
+    assert turns == [] and "kan inte nås" in status
+    assert [r.getMessage() for r in caplog.records] == [f"Indexets Chroma-server kan inte användas: {said}"]
+
+    own_chroma_server.start()
+    assert not ask(chat, [], [], question)[2][0].abstained
+
+
 def test_refusal_is_a_refusal(built):
     chat = ChatApp(built)
     _, messages, turns, panel = ask(chat, [], [], "Hur bakar man surdegsbröd?")
