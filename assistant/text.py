@@ -120,14 +120,37 @@ def _heading_breaks(para: str) -> list[str]:
     return units
 
 
+MAX_ASIDE_CHARS = 400  # a longer bracket is more likely a stray one closed by a later aside than one aside
+
+
+def _asides(unit: str) -> list[tuple[int, int]]:
+    """(open, close) positions of the brackets that close within the unit and within MAX_ASIDE_CHARS."""
+    spans: list[tuple[int, int]] = []
+    stack: list[int] = []
+    for i, c in enumerate(unit):
+        if c == "(":
+            stack.append(i)
+        elif c == ")" and stack:
+            start = stack.pop()
+            if i - start <= MAX_ASIDE_CHARS:
+                spans.append((start, i))
+    return spans
+
+
 def _split_unit(unit: str) -> list[str]:
     out: list[str] = []
     start = 0
+    # No sentence ends inside brackets: a spelled-out source note names a title that may end in "?" or
+    # "." ("(källa: Trendens 2018, "Bara IOP?" (2018-10-17))"); cut there, a sentence would carry half a
+    # note the models then read, and the rest would become a sentence of its own.
+    asides = _asides(unit) if "(" in unit else []
     for m in _END.finditer(unit):
         end = m.end()
         if _is_abbreviation(unit, m.start() + 1 if unit[m.start()] == "." else end):
             continue
         if not _next_starts_sentence(unit, end):
+            continue
+        if any(open_ < m.start() and close >= end for open_, close in asides):
             continue
         piece = unit[start:end].strip()
         if piece:

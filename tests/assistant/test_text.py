@@ -98,3 +98,24 @@ def test_without_source_notes_drops_spelled_out_sources_with_their_dates():
             "2022 (Källor: Konkurrensverket; Upphandlingsmyndigheten) och (enligt lagen) framåt.")
     assert without_source_notes(text) == ("Bidraget beslutas av nämnden. Gränsen gäller från 2022 och "
                                           "(enligt lagen) framåt.")
+
+
+def test_no_sentence_ends_inside_a_source_note_whose_title_ends_in_a_question():
+    text = ('IOP lanserades 2010 av Forum (källa: Upphandlingsmyndigheten, Trendens 2018, "Samverkan med '
+            'idéburen sektor – bara IOP?" (2018-10-17)). Omkring 60 IOP fanns år 2018 (se rapporten. Den '
+            'finns på webben). Nästa mening.')
+    sentences = split_sentences(text)
+    assert sentences == [
+        'IOP lanserades 2010 av Forum (källa: Upphandlingsmyndigheten, Trendens 2018, "Samverkan med '
+        'idéburen sektor – bara IOP?" (2018-10-17)).',
+        "Omkring 60 IOP fanns år 2018 (se rapporten. Den finns på webben).",
+        "Nästa mening.",
+    ]
+    assert without_source_notes(sentences[0]) == "IOP lanserades 2010 av Forum."
+
+
+def test_a_stray_or_very_long_bracket_does_not_hold_sentences_together():
+    stray = "Beslutet (se bilaga. Nämnden fattar beslut. Det gäller 2024."
+    assert split_sentences(stray) == ["Beslutet (se bilaga.", "Nämnden fattar beslut.", "Det gäller 2024."]
+    long_aside = "Inledning (" + "Det här är en lång mening. " * 20 + "slut)."
+    assert len(split_sentences(long_aside)) > 10
