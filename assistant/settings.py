@@ -73,9 +73,10 @@ class Settings(BaseSettings):
     # inference engine: "onnx" (ONNX Runtime fp32, no torch at run time), "onnx-int8" (int8 weights, fails
     # the quality bar of issue 11: vector cosine < 0.995 to the reference) or "torch" (sentence-transformers)
     engine: Engine = "onnx"
-    # the learned relevance model (assistant/relevance.py): "onnx" (fp32) or "onnx-int8" (~1.7x the pairs
-    # per second, same dev-set figures, but dynamic int8 scales activations per batch, so a sentence's score
-    # depends on the other sentences scored with it: 12 of 40 eval answers changed with the batch)
+    # the learned relevance model (assistant/relevance.py): "onnx" (fp32) or "onnx-int8" (dynamic int8:
+    # ~1.7x the pairs per second and the same dev-set figures when pairs ran in batches, where its per-batch
+    # activation scales changed 12 of 40 eval answers with the batch; pairs now run one by one, which ends
+    # that, but int8 has not been re-measured that way, so it is not the default)
     relevance_engine: Literal["onnx", "onnx-int8"] = "onnx"
     # chunking: tokens of the model's tokenizer, prefix and title line included (the e5 models read 512)
     chunk_tokens: int = Field(200, ge=16, le=512)
