@@ -16,9 +16,10 @@ BM25 index, the id maps, the vector statistics of fusion and a copy of the chunk
 files in the generation folder in both deployments (assistant.summaries), so a serving process never reads
 every chunk and scores without fetching vectors from Chroma.
 
-An update writes a new generation: vectors of unchanged files are copied from the served one (never
-re-embedded), new and changed files are embedded, deleted files are left out. Only when the new
-generation is complete does CURRENT move to it, so an interrupted build leaves the old index serving.
+An update writes a new generation: vectors of unchanged files are copied from the served one's vectors.npy
+(never re-embedded, nor fetched from Chroma unless a generation predates that file), new and changed files
+are embedded, deleted files are left out. Only when the new generation is complete does CURRENT move to it,
+so an interrupted build leaves the old index serving.
 Copying is O(index size), which is fine for handbook-sized corpora and buys that guarantee cheaply.
 """
 
@@ -221,7 +222,8 @@ def _build_index(settings: Settings, embedder: TextEmbedder, progress: Progress 
             store = ChunkStore(gen_path, embedder, settings, create=True)
             kept_chunks, kept_vectors = [], np.zeros((0, embedder.dimension), np.float32)
             if old_store is not None and keep:
-                kept_chunks, kept_vectors = _copy_kept(old_store, keep, store, progress, embedder.dimension)
+                kept_chunks, kept_vectors = _copy_kept(old_store, old.path, keep, store, progress,
+                                                       embedder.dimension)
             if new_chunks:
                 store.add(new_chunks, vectors)
             progress("sammanfattar", 0, 1)
@@ -260,13 +262,20 @@ def _open_store(generation: Generation, settings: Settings) -> ChunkStore | None
         return None
 
 
-def _copy_kept(source: ChunkStore, keep: dict[str, dict], store: ChunkStore,
+def _copy_kept(source: ChunkStore, source_path: Path, keep: dict[str, dict], store: ChunkStore,
                progress: Progress, dimension: int) -> tuple[list[Chunk], np.ndarray]:
     # the kept documents' chunks, by the document fields every chunk carries (the manifest holds no ids)
     chunks = [c for c in source.chunks() if document_key(c.corpus_dir, c.source) in keep]
     progress("kopierar", 0, len(chunks))
-    by_id = source.vectors([c.id for c in chunks])
-    vectors = np.stack([by_id[c.id] for c in chunks]) if chunks else np.zeros((0, dimension), np.float32)
+    ids = [c.id for c in chunks]
+    # their vectors from the served generation's vectors.npy: from a Chroma server they would be ~8 KB of
+    # JSON each. Its rows are what that generation's Chroma was given, so the new collection stores exactly
+    # what the served one does; Chroma's own copies come back re-normalised (±1 ulp), and each update that
+    # fed those back drifted them by another rounding
+    vectors = summaries.stored_vectors(source_path, ids) if chunks else np.zeros((0, dimension), np.float32)
+    if vectors is None:  # a generation written before vectors.npy (or lacking an id): from Chroma, as before
+        by_id = source.vectors(ids)
+        vectors = np.stack([by_id[i] for i in ids])
     if chunks:
         store.add(chunks, vectors)
     progress("kopierar", len(chunks), len(chunks))

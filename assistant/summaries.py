@@ -84,12 +84,7 @@ class Summaries:
 
     def positions(self, ids: list[str]) -> list[int | None]:
         """Position of each id (None for an id this generation does not hold)."""
-        if not ids or not self.size:
-            return [None] * len(ids)
-        wanted = np.array([i.encode() for i in ids], dtype="S")
-        at = np.minimum(np.searchsorted(self.id_sorted, wanted), self.size - 1)
-        found = self.id_sorted[at] == wanted
-        return [int(self.id_position[a]) if ok else None for a, ok in zip(at, found, strict=True)]
+        return _positions(self.id_sorted, self.id_position, ids)
 
     def ids(self, positions) -> list[str]:
         return [self.chunk_ids[p].decode() for p in positions]
@@ -138,10 +133,39 @@ class VectorRows:
         for run in np.split(unique, breaks) if len(unique) else []:
             out[start:start + len(run)] = self._file.read(int(run[0]), len(run))
             start += len(run)
+        if np.array_equal(unique, wanted):  # ascending without repeats (an update's copy): no second copy
+            return out
         return out[np.searchsorted(unique, wanted)]
 
     def close(self) -> None:
         self._file.close()
+
+
+def stored_vectors(folder: Path, ids: list[str]) -> np.ndarray | None:
+    """The vectors of these chunk ids in a generation's ``vectors.npy``, row i for ids[i], read through the
+    id maps alone (an update copies the kept chunks' vectors from here, not from Chroma: no lexical index
+    loaded for it). None for a generation written before the file existed, or one lacking any of the ids."""
+    try:
+        id_sorted = np.load(folder / "id_sorted.npy", mmap_mode="r")
+        id_position = np.load(folder / "id_position.npy", mmap_mode="r")
+        vectors = VectorRows(folder / VECTORS, len(id_sorted))
+    except (OSError, ValueError):
+        return None
+    try:
+        positions = _positions(id_sorted, id_position, ids)
+        return None if None in positions else vectors.rows(positions)
+    finally:
+        vectors.close()
+
+
+def _positions(id_sorted: np.ndarray, id_position: np.ndarray, ids: list[str]) -> list[int | None]:
+    size = len(id_sorted)
+    if not ids or not size:
+        return [None] * len(ids)
+    wanted = np.array([i.encode() for i in ids], dtype="S")
+    at = np.minimum(np.searchsorted(id_sorted, wanted), size - 1)
+    found = id_sorted[at] == wanted
+    return [int(id_position[a]) if ok else None for a, ok in zip(at, found, strict=True)]
 
 
 def _open_vectors(path: Path, size: int) -> VectorRows | None:

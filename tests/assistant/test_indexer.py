@@ -20,7 +20,7 @@ from assistant.pipeline import Assistant
 from assistant.retrieval import IndexMismatchError, LoadedIndex
 from assistant.settings import DEFAULT_MODEL
 from assistant.store import SERVER_PREFIX, ChunkStore, server_client
-from assistant.summaries import FILES, Summaries
+from assistant.summaries import FILES, VECTORS, Summaries
 from assistant.text import normalize_ws
 from assistant.types import document_key
 
@@ -444,3 +444,69 @@ def test_a_manifest_listing_chunk_ids_is_read_and_rewritten_with_counts(corpus, 
     assert report.chunks_embedded == _by_source(now)[changed]
     assert [c for c in now if c.source != changed] == [c for c in chunks if c.source != changed]  # copied
     assert report.chunks == len(now) == first.chunks + report.chunks_embedded - by_source[changed]
+
+
+def _chroma_vectors(settings, embedder, ids) -> np.ndarray:
+    by_id = _store(settings, embedder).vectors(ids)
+    return np.stack([by_id[i] for i in ids])
+
+
+def _fetches(monkeypatch) -> list[int]:
+    """Count the calls of Chroma's vector fetch (the real method still runs): the number of ids asked."""
+    calls = []
+    real = ChunkStore.vectors
+
+    def vectors(self, ids):
+        calls.append(len(ids))
+        return real(self, ids)
+
+    monkeypatch.setattr(ChunkStore, "vectors", vectors)
+    return calls
+
+
+def test_an_update_copies_kept_vectors_from_the_vector_file_not_chroma(corpus, settings_for, hashing_embedder,
+                                                                        deployment, monkeypatch):
+    settings = settings_for(corpus.dir, **deployment)
+    build_index(settings, hashing_embedder)
+    old = current_generation(settings.index_dir).path
+    changed = corpus.text.relative_to(corpus.dir).as_posix()
+    kept = [c.id for c in _store(settings, hashing_embedder).chunks() if c.source != changed]
+    old_chroma = _chroma_vectors(settings, hashing_embedder, kept)
+    old_rows = Summaries(old).rows(Summaries(old).positions(kept))
+    corpus.text.write_text(corpus.text.read_text(encoding="utf-8") + "\nEn ny mening om tillsyn.\n",
+                           encoding="utf-8")
+
+    fetches = _fetches(monkeypatch)
+    report = build_index(settings, hashing_embedder)
+    assert report.updated == [changed] and not report.rebuilt
+    assert fetches == []  # no vector came from Chroma
+    new = current_generation(settings.index_dir).path
+    assert new != old
+    # bit for bit: the file rows carried over, and Chroma, given the same input, holds what it held before
+    # (its copies come back re-normalised: fed back, as the fetch did, they drift by a rounding)
+    assert np.array_equal(Summaries(new).rows(Summaries(new).positions(kept)), old_rows)
+    new_chroma = _chroma_vectors(settings, hashing_embedder, kept)
+    assert new_chroma.dtype == np.float32 and np.array_equal(new_chroma, old_chroma)
+    _assert_consistent(settings, hashing_embedder)
+
+
+def test_an_update_over_a_generation_without_vector_file_fetches_from_chroma(corpus, settings_for,
+                                                                              hashing_embedder, deployment,
+                                                                              monkeypatch):
+    settings = settings_for(corpus.dir, **deployment)
+    build_index(settings, hashing_embedder)
+    (current_generation(settings.index_dir).path / VECTORS).unlink()  # as written before the file existed
+    changed = corpus.text.relative_to(corpus.dir).as_posix()
+    kept = [c.id for c in _store(settings, hashing_embedder).chunks() if c.source != changed]
+    old_chroma = _chroma_vectors(settings, hashing_embedder, kept)
+    corpus.text.write_text(corpus.text.read_text(encoding="utf-8") + "\nEn ny mening om tillsyn.\n",
+                           encoding="utf-8")
+
+    fetches = _fetches(monkeypatch)
+    report = build_index(settings, hashing_embedder)
+    assert report.updated == [changed] and not report.rebuilt
+    assert fetches == [len(kept)]  # the kept chunks' vectors, from Chroma
+    now = _assert_consistent(settings, hashing_embedder)  # the new generation has its vector file again
+    assert (current_generation(settings.index_dir).path / VECTORS).exists()
+    assert report.chunks == len(now) and set(kept) < {c.id for c in now}
+    assert np.allclose(_chroma_vectors(settings, hashing_embedder, kept), old_chroma, rtol=0, atol=1e-6)

@@ -15,7 +15,7 @@ from assistant.lexical import LexicalIndex, top_positive
 from assistant.pipeline import Assistant
 from assistant.retrieval import LoadedIndex, Retriever, _document_evidence, _standardise
 from assistant.settings import Settings
-from assistant.summaries import Summaries, VectorRows, dense_stats
+from assistant.summaries import VECTORS, Summaries, VectorRows, dense_stats, stored_vectors
 from assistant.types import Hit, document_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +146,18 @@ def test_a_vectors_file_of_another_shape_or_type_is_refused(tmp_path, array):
     np.save(tmp_path / "vectors.npy", array)
     with pytest.raises(OSError, match="float32 rows"):
         VectorRows(tmp_path / "vectors.npy", 50)
+
+
+def test_stored_vectors_are_the_file_rows_of_the_ids_or_none(corpus, settings_for, hashing_embedder):
+    settings = settings_for(corpus.dir)
+    build_index(settings, hashing_embedder)
+    folder = current_generation(settings.index_dir).path
+    ids = Summaries(folder).ids(range(Summaries(folder).size))
+    written = np.load(folder / VECTORS)
+    assert np.array_equal(stored_vectors(folder, ids), written)  # all of them, in position order
+    picked = [5, 0, 1, 2, len(ids) - 1, 5]
+    got = stored_vectors(folder, [ids[p] for p in picked])
+    assert got.dtype == np.float32 and np.array_equal(got, written[picked])
+    assert stored_vectors(folder, [ids[0], "ingen-sådan"]) is None  # the caller fetches them elsewhere
+    (folder / VECTORS).unlink()  # a generation written before the file
+    assert stored_vectors(folder, ids[:1]) is None
