@@ -30,10 +30,47 @@ SOURCE_NOTE = re.compile(r"\s*\((?:källa|källor|source)(?:[^()]|\([^()]*\))*\)
 
 
 def without_source_notes(text: str) -> str:
-    """What a text says, without its "(källa: …)" notes: what the models read (embeddings, bm25, the
-    relevance model) and what the answer's word budget counts. A note names a source, often in more words
-    than the claim, and would pull in every passage that cites the same source."""
-    return SOURCE_NOTE.sub("", text)
+    """What a text says, without its "(källa: …)" notes and the source column of its tables: what the
+    models read (embeddings, bm25, the relevance model) and what the answer's word budget counts. A note
+    names a source, often in more words than the claim, and would pull in every passage that cites the
+    same source."""
+    return SOURCE_NOTE.sub("", _without_source_columns(text) if "|" in text else text)
+
+
+# A table column of sources, by its header ("| Period | Belopp | Källa |"): the loader spells its keys out
+# with the sources' names, as it does a note's.
+SOURCE_HEADER = re.compile(r"(källa|källor|source|sources)", re.I)
+_DELIMITER_ROW = re.compile(r"\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*")
+_CELL_BORDER = re.compile(r"(?<!\\)\|")
+
+
+def _cells(row: str) -> list[str]:
+    """The cells of a table row; a leading or trailing pipe opens or closes the row, an escaped one is text."""
+    parts = _CELL_BORDER.split(row.strip())
+    if parts and not parts[0]:
+        parts = parts[1:]
+    if parts and not parts[-1]:
+        parts = parts[:-1]
+    return parts
+
+
+def _without_source_columns(text: str) -> str:
+    """Each table (a header row, then its delimiter row and rows) without the columns headed "Källa".
+
+    Only the header tells a source column apart, so a row read without it (a table row split off into a
+    chunk of its own, a row as a sentence) keeps its source cell."""
+    lines = text.split("\n")
+    drop: set[int] = set()  # the source columns of the table being read; empty outside one
+    for i, line in enumerate(lines):
+        if "|" not in line or not line.strip():
+            drop = set()
+            continue
+        if i + 1 < len(lines) and "|" in lines[i + 1] and _DELIMITER_ROW.fullmatch(lines[i + 1]):
+            drop = {j for j, cell in enumerate(_cells(line)) if SOURCE_HEADER.fullmatch(cell.strip())}
+        if drop:
+            kept = [cell for j, cell in enumerate(_cells(line)) if j not in drop]
+            lines[i] = "|" + "|".join(kept) + "|" if kept else ""
+    return "\n".join(lines)
 
 
 def normalize_ws(text: str) -> str:

@@ -166,3 +166,19 @@ def test_source_notes_do_not_count_against_the_token_budget(tmp_path):
     chunks = chunk_document(doc, lambda text: len(text.split()), target_tokens=25, max_tokens=512)
     assert [c.text for c in chunks] == ["\n\n".join(b.text for b in doc.blocks)]
     assert note in chunks[0].text and note not in chunks[0].embedding_text()
+
+
+def test_a_tables_source_column_does_not_count_against_the_token_budget(tmp_path):
+    # the loader spells the keys of a "Källa" column out with the sources' names: the models read the rows
+    # without them, so long names must not split a table into rows without their header
+    path = tmp_path / "c" / "tabell.md"
+    path.parent.mkdir()
+    name = "Konkurrensverket, gamla tröskelvärden och direktupphandlingsgränser: konkurrensverket.se/upphandling"
+    path.write_text("## Belopp\n\n| Period | Gräns | Källa |\n|---|---|---|\n| 2022–2023 | 700 000 kronor | S53 |\n"
+                    "| 2024–2025 | 800 000 kronor | S53 |\n\n## Källor\n\n"
+                    f"- S53 – {name}\n", encoding="utf-8")
+    doc = load(CorpusFile(path.parent, path))
+    chunks = chunk_document(doc, lambda text: len(text.split()), target_tokens=30, max_tokens=512)
+    assert [c.text for c in chunks] == [doc.blocks[0].text]  # verbatim, the names spelled out
+    assert name in chunks[0].text and "tröskelvärden" not in chunks[0].embedding_text()
+    assert "| 2024–2025 | 800 000 kronor |" in chunks[0].embedding_text()

@@ -100,6 +100,18 @@ def test_without_source_notes_drops_spelled_out_sources_with_their_dates():
                                           "(enligt lagen) framåt.")
 
 
+def test_without_source_notes_drops_a_tables_source_column_known_by_its_header():
+    table = ("Gränserna:\n| Period | Gräns | Källa |\n|---|:--|---|\n| 2024–2025 | 700 000 kronor | Konkurrensverket, "
+             "nya upphandlingsregler: konkurrensverket.se/upphandling |\n| 2026 | 800 \\| 900 kronor | SKR |\n\n"
+             "| Källa | Not |\n|---|---|\n| SKR | ingen |")
+    assert without_source_notes(table) == ("Gränserna:\n| Period | Gräns |\n|---|:--|\n| 2024–2025 | 700 000 kronor |"
+                                           "\n| 2026 | 800 \\| 900 kronor |\n\n| Not |\n|---|\n| ingen |")
+    # without its header a row cannot be told apart from one whose last column is content
+    row = "| 2024–2025 | 700 000 kronor | SKR |"
+    assert without_source_notes(row) == row
+    assert without_source_notes("| Källa | Belopp |\n| SKR | 5 kronor |") == "| Källa | Belopp |\n| SKR | 5 kronor |"
+
+
 def test_no_sentence_ends_inside_a_source_note_whose_title_ends_in_a_question():
     text = ('IOP lanserades 2010 av Forum (källa: Upphandlingsmyndigheten, Trendens 2018, "Samverkan med '
             'idéburen sektor – bara IOP?" (2018-10-17)). Omkring 60 IOP fanns år 2018 (se rapporten. Den '
