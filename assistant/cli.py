@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -75,6 +76,19 @@ def _assistant(settings: Settings, build_if_missing: bool = True):
         click.echo("Bygger indexet först (första körningen) …", err=True)
         _run_index(assistant)
     return assistant
+
+
+@contextlib.contextmanager
+def _served_index() -> Iterator[None]:
+    """An index that cannot be used partway (its Chroma server stopped answering, or came back without it;
+    another build switched it): its Swedish message and exit 1, as for any CLI error, not a traceback. The
+    answers printed before stay, so a --batch run shows how far it got."""
+    from assistant.pipeline import ChromaServerError, IndexMismatchError, NoIndexError
+
+    try:
+        yield
+    except (ChromaServerError, NoIndexError, IndexMismatchError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _run_index(assistant) -> None:
@@ -181,7 +195,8 @@ def search(question, top_k, history, mode, corpus_dirs, index_dir, as_json, batc
         if error:
             click.echo(json.dumps({"id": id_, "question": q, "error": error}, ensure_ascii=False))
             continue
-        hits, timings = assistant.search(q, k=settings.top_k, history=hist)
+        with _served_index():
+            hits, timings = assistant.search(q, k=settings.top_k, history=hist)
         if as_json or batch is not None:
             click.echo(json.dumps(search_json(id_, q, hits, timings), ensure_ascii=False))
         else:
@@ -205,7 +220,8 @@ def ask(question, history, corpus_dirs, index_dir, as_json, batch) -> None:
         if error:
             click.echo(json.dumps({"id": id_, "question": q, "error": error}, ensure_ascii=False))
             continue
-        answer = assistant.ask(q, history=hist)
+        with _served_index():
+            answer = assistant.ask(q, history=hist)
         if as_json or batch is not None:
             click.echo(json.dumps(answer.to_json(id_), ensure_ascii=False))
             continue

@@ -42,6 +42,7 @@ from assistant.chunking import CHUNKER_VERSION, chunk_document
 from assistant.embeddings import TextEmbedder
 from assistant.settings import Settings
 from assistant.store import ChromaServerError, ChunkStore, NotFoundError, drop_generation, server_client
+from assistant.store import NoIndexError as NoIndexError  # defined beside the store's CollectionMissingError
 from assistant.types import Chunk, IndexReport, SkippedFile, chunk_count, document_key
 
 MANIFEST = "manifest.json"
@@ -54,10 +55,6 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 class IndexBuildError(Exception):
     """A build that cannot run or produced nothing; the message is for the user (Swedish)."""
-
-
-class NoIndexError(Exception):
-    pass
 
 
 @dataclass

@@ -24,7 +24,7 @@ from assistant.indexer import (
 )
 from assistant.retrieval import IndexMismatchError, LoadedIndex, Retriever
 from assistant.settings import Settings
-from assistant.store import ChromaServerError, check_reachable
+from assistant.store import ChromaServerError, CollectionMissingError, check_reachable
 from assistant.text import words
 from assistant.types import Answer, Document, Hit, IndexReport, SkippedFile
 
@@ -315,6 +315,6 @@ def readable_markdown(text: str, front_matter: bool = True) -> str:
     return loaders.readable_markdown(text, front_matter)
 
 
-__all__ = ["REFUSAL_HINT", "Assistant", "ChromaServerError", "CorpusScan", "IndexBuildError", "IndexMismatchError",
-           "NoIndexError", "ignored_name", "read_corpus_text", "readable_markdown", "retrieval_query", "scan_corpus",
-           "unindexed"]
+__all__ = ["REFUSAL_HINT", "Assistant", "ChromaServerError", "CollectionMissingError", "CorpusScan", "IndexBuildError",
+           "IndexMismatchError", "NoIndexError", "ignored_name", "read_corpus_text", "readable_markdown",
+           "retrieval_query", "scan_corpus", "unindexed"]

@@ -22,7 +22,7 @@ from assistant.embeddings import TextEmbedder
 from assistant.indexer import Generation, NoIndexError, build_config, current_generation
 from assistant.lexical import LexicalIndex, top_positive
 from assistant.settings import Settings
-from assistant.store import ChunkStore, NotFoundError
+from assistant.store import ChunkStore, CollectionMissingError, NotFoundError, missing_collection
 from assistant.summaries import Summaries
 from assistant.types import Chunk, Hit
 
@@ -58,9 +58,7 @@ class LoadedIndex:
         try:
             return cls(gen, embedder, settings)
         except NotFoundError as exc:  # the server lost it, or ASSISTANT_CHROMA_URL names another server
-            raise NoIndexError(
-                f"Indexets vektorer ({gen.path.name}) finns inte i Chroma; kör `assistant index` igen."
-            ) from exc
+            raise CollectionMissingError(missing_collection(gen.path, settings)) from exc
         except OSError as exc:
             raise NoIndexError(f"Indexet {gen.path.name} är ofullständigt; kör `assistant index` igen.") from exc
 

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     chroma_token: str = Field("", repr=False)  # sent as X-Chroma-Token; never printed or logged
     chroma_tenant: str = ""  # "": Chroma's default tenant and database
     chroma_database: str = ""
+    # seconds a request to the Chroma server may wait (to connect, and between bytes of the answer) before
+    # the server counts as not answering: a hung server or a silently dropped network is then a 503 with a
+    # message, not a search that waits forever. A query answers in milliseconds and an indexing batch in
+    # seconds, so 30 s is only reached when something is wrong.
+    chroma_timeout: float = Field(30.0, gt=0, le=600)
     home: Path = Field(default_factory=_default_home)  # model cache, feedback database
     # embedding model: the offline default, or any sentence-transformers name or path
     model: str = DEFAULT_MODEL

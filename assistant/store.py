@@ -92,6 +92,24 @@ def client_for(path: Path) -> chromadb.ClientAPI:
         return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
+class NoIndexError(Exception):
+    """No index can be served: none built yet, an incomplete generation, or its vectors gone from Chroma."""
+
+
+class CollectionMissingError(NoIndexError):
+    """The served generation's collection is not in Chroma (the server lost its data, or ASSISTANT_CHROMA_URL
+    now names another server): only a new ``assistant index`` helps, so it is a missing index, not an
+    unreachable server. The message is Swedish and shows no user:password."""
+
+
+def missing_collection(generation: Path, settings: Settings | None) -> str:
+    if settings is None or not settings.chroma_url:
+        return f"Indexets samling ({generation.name}) finns inte i Chroma; kör `assistant index` igen."
+    return (f"Indexets samling ({generation.name}) finns inte på Chroma-servern {_address(settings)[2]}: servern "
+            "har tappat sina data, eller ASSISTANT_CHROMA_URL (eller _TENANT, _DATABASE) pekar på en annan. "
+            "Kör `assistant index` igen.")
+
+
 class ChromaServerError(ValueError):
     """The Chroma server of ``ASSISTANT_CHROMA_URL`` cannot be used as configured (malformed URL, unreachable,
     token refused, no such tenant or database), or no longer answers or accepts the token while an index is
@@ -126,16 +144,19 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
         auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
                 "chroma_client_auth_credentials": settings.chroma_token,
                 "chroma_auth_token_transport_header": "X-Chroma-Token"}
-        # asked before chromadb is: its refusal arrives as a bare ValueError, ours names the setting
-        problem = _probe(base, settings)
-        if problem:
-            raise ChromaServerError(problem)
+    # Asked before chromadb is, with a timeout: its constructor's own requests have none (see _bounded), so
+    # a server that accepts and never answers is named here instead of hanging the start (only one that
+    # stops answering in the moment between the two still could); and a refused token arrives from chromadb
+    # as a bare ValueError, while ours names the setting.
+    problem = _probe(base, settings)
+    if problem:
+        raise ChromaServerError(problem)
     chroma = ChromaSettings(anonymized_telemetry=False, **auth)
     tenant, database = settings.chroma_tenant or DEFAULT_TENANT, settings.chroma_database or DEFAULT_DATABASE
     try:
         # the constructor asks the server who we are and whether tenant and database exist
-        return chromadb.HttpClient(host=hostname, port=port, ssl=base.startswith("https:"), settings=chroma,
-                                   tenant=tenant, database=database)
+        client = chromadb.HttpClient(host=hostname, port=port, ssl=base.startswith("https:"), settings=chroma,
+                                     tenant=tenant, database=database)
     except NotFoundError as exc:
         raise ChromaServerError(
             f"Chroma-servern på {base} har ingen tenant {tenant!r} med databasen {database!r}; kontrollera "
@@ -149,6 +170,20 @@ def server_client(settings: Settings) -> chromadb.ClientAPI:
         problem = _probe(base, settings) or (f"Chroma-servern på {base} kunde inte användas; kontrollera "
                                              "ASSISTANT_CHROMA_URL (en Chroma-server med API v2).")
         raise ChromaServerError(problem) from exc
+    return _bounded(client, settings.chroma_timeout)
+
+
+def _bounded(client: chromadb.ClientAPI, seconds: float) -> chromadb.ClientAPI:
+    """The client with a timeout on every request it makes from now on. chromadb 1.5 offers no setting for it:
+    its FastAPI client builds ``httpx.Client(timeout=None)`` (chromadb/api/fastapi.py), so a server that hangs
+    or a network that drops packets silently would make a search wait forever. httpx lets a client's timeout
+    be replaced; the session is chromadb's own attribute, and tests/assistant/test_store.py checks it is there."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(seconds)  # connect, each read and write, and waiting for a connection
+    else:  # another chromadb: serve without the bound rather than not at all
+        log.warning("Chromas HTTP-klient kunde inte ges någon tidsgräns (ASSISTANT_CHROMA_TIMEOUT gäller inte).")
+    return client
 
 
 def _refused(base: str, settings: Settings, status: int) -> str:
@@ -164,6 +199,7 @@ def _unreachable(base: str, status: int | None = None) -> str:
 
 # what a gateway in front of Chroma answers while the server behind it is down or restarting
 GATEWAY_DOWN = frozenset({502, 503, 504})
+PROBE_SECONDS = 10.0  # a probe is one tiny request: it waits no longer than this, or than ASSISTANT_CHROMA_TIMEOUT
 
 
 def _probe(base: str, settings: Settings) -> str | None:
@@ -171,7 +207,8 @@ def _probe(base: str, settings: Settings) -> str | None:
     refused; None if neither."""
     headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
     try:
-        status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers, timeout=10).status_code
+        status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers,
+                           timeout=min(PROBE_SECONDS, settings.chroma_timeout)).status_code
     except httpx.HTTPError:
         return _unreachable(base)
     if status in GATEWAY_DOWN:
@@ -225,7 +262,7 @@ class ChunkStore:
         self.settings = settings
         self.base = _address(settings)[2] if settings is not None and settings.chroma_url else None
         function = ProjectEmbeddingFunction(embedder)
-        with self._server():
+        with self._server(opening=True):
             if create:
                 self.collection = self.client.create_collection(
                     self.name, embedding_function=function, configuration={"hnsw": {"space": "cosine"}}
@@ -236,11 +273,14 @@ class ChunkStore:
             self.batch_size = self.client.get_max_batch_size()
 
     @contextmanager
-    def _server(self) -> Iterator[None]:
+    def _server(self, opening: bool = False) -> Iterator[None]:
         """The one place that knows how chromadb's HttpClient fails when its server went away (stopped,
-        network) or stopped accepting the token after the client was made: each such failure becomes a
-        ChromaServerError naming the setting and the address. Nothing is cached about it: the client's
-        connection pool simply connects again on the next call, so a server that is back just works."""
+        network, no answer within ASSISTANT_CHROMA_TIMEOUT) or stopped accepting the token after the client
+        was made: each such failure becomes a ChromaServerError naming the setting and the address. Nothing
+        is cached about it: the client's connection pool simply connects again on the next call, so a server
+        that is back just works. A collection gone from a server that answers is a CollectionMissingError,
+        except while ``opening``: there its NotFoundError is the caller's to judge (the indexer then
+        rebuilds instead of copying, LoadedIndex.open says the same as serving does)."""
         if self.base is None:  # embedded: nothing to reach
             yield
             return
@@ -248,6 +288,10 @@ class ChunkStore:
             yield
         except httpx.TransportError as exc:  # refused, reset, timed out: passed through by chromadb unwrapped
             raise ChromaServerError(_unreachable(self.base)) from exc
+        except NotFoundError as exc:  # the server came back without its data, or is another server
+            if opening:
+                raise
+            raise CollectionMissingError(missing_collection(self.path, self.settings)) from exc
         except (AuthorizationError, ChromaAuthError) as exc:  # Chroma's own auth refused the token
             raise ChromaServerError(_refused(self.base, self.settings, exc.code())) from exc
         except Exception as exc:

@@ -36,7 +36,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException  # what FastAPI raises; fastapi.HTTPException is a subclass
 
-from assistant.pipeline import Assistant, ChromaServerError, IndexMismatchError, NoIndexError
+from assistant.pipeline import Assistant, ChromaServerError, CollectionMissingError, IndexMismatchError, NoIndexError
 from assistant.settings import Settings
 from assistant.types import Document, search_json
 from ui.documents import corpus_numbers, document_link
@@ -413,6 +413,8 @@ class Workers:
 async def outcome(future: Future) -> Any:
     try:
         return await asyncio.wrap_future(future)
+    except CollectionMissingError as exc:  # the index exists but its server lost the vectors: say so
+        raise _no_index(str(exc)) from exc
     except NoIndexError as exc:
         raise _no_index() from exc
     except IndexMismatchError as exc:

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 from fastapi import FastAPI
 
-from assistant.pipeline import Assistant, ChromaServerError, IndexBuildError, scan_corpus
+from assistant.pipeline import Assistant, ChromaServerError, CollectionMissingError, IndexBuildError, scan_corpus
 from assistant.types import IndexReport
 from ui import admin, documents
 from ui.api import router as api_router
@@ -280,10 +280,12 @@ class ChatApp:
         yield pending, turns, gr.update(), _status("Söker i underlaget …")
         try:
             result = self.assistant.ask(question, history=history)
-        except ChromaServerError as exc:  # the index's server went away: say what is wrong, as the API does
+        # the index's server went away, or came back without the index: say what is wrong, as the API does
+        except (ChromaServerError, CollectionMissingError) as exc:
             log.warning("Indexets Chroma-server kan inte användas: %s", exc)
             unavailable = [*messages, {"role": "assistant", "content": notice_message(str(exc))}]
-            yield unavailable, turns, gr.update(), _status("Sökindexet kan inte nås just nu.")
+            status = "Sökindexet kan inte nås just nu." if isinstance(exc, ChromaServerError) else "Sökindexet saknas."
+            yield unavailable, turns, gr.update(), _status(status)
             return
         except Exception:
             log.exception("answering failed")

@@ -7,6 +7,7 @@ the installed console script in a subprocess, exactly as a user or a script woul
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
@@ -285,6 +286,40 @@ def test_ask_builds_the_index_on_first_use(corpus, tmp_path):
     [record] = json_lines(result.stdout)
     check_ask_record(record, corpus.dir)
     assert record["citations"][0]["source"] == "riktlinjer.docx"
+
+
+class StopsServerAtLine(io.BytesIO):
+    """A --batch input that stops the Chroma server when the CLI reads line ``at``: the lines before it
+    were answered with the server up, the rest meet a dead server."""
+
+    def __init__(self, lines: list[str], server, at: int):
+        super().__init__("".join(line + "\n" for line in lines).encode())
+        self.server, self.at, self.read_lines = server, at, 0
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self.read_lines += 1
+        if self.read_lines == self.at:
+            self.server.stop()
+        return super().readline(size)
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+def test_ask_batch_names_a_server_lost_partway_and_exits_nonzero(tiny, tmp_path, own_chroma_server):
+    url = own_chroma_server.url
+    lines = [json.dumps({"id": n, "question": "Vad är idéburet offentligt partnerskap?"}) for n in (1, 2, 3)]
+    batch = StopsServerAtLine(lines, own_chroma_server, at=2)
+    result = CliRunner().invoke(cli, ["ask", "--batch", "-", "--corpus", str(tiny), "--index", str(tmp_path / "index")],
+                                input=batch, env={"ASSISTANT_CHROMA_URL": url})
+    assert batch.read_lines >= 2  # the server did stop partway
+    assert [r["id"] for r in json_lines(result.stdout)] == [1]  # the answer before it stays
+    said = f"Chroma-servern på {url} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+    assert result.stderr.strip().splitlines()[-1] == f"Error: {said}"
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # click's error exit, no traceback
 
 
 def test_version_option():

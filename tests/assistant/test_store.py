@@ -11,8 +11,10 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -25,8 +27,8 @@ from chromadb.errors import NotFoundError
 from assistant.indexer import IndexBuildError, NoIndexError, build_index, current_generation
 from assistant.pipeline import Assistant
 from assistant.retrieval import IndexMismatchError, LoadedIndex
-from assistant.settings import Settings
-from assistant.store import SERVER_PREFIX, ChromaServerError, ChunkStore, server_client
+from assistant.settings import Settings, SettingsError
+from assistant.store import SERVER_PREFIX, ChromaServerError, ChunkStore, CollectionMissingError, server_client
 from assistant.summaries import FILES
 from assistant.types import Chunk
 
@@ -115,7 +117,7 @@ def test_a_generation_whose_collection_is_gone_is_reported_and_rebuilt(tiny, set
     first = build_index(settings, embedder)
     # the server lost the collection (or ASSISTANT_CHROMA_URL now names another server)
     server_client(settings).delete_collection(SERVER_PREFIX + current_generation(settings.index_dir).path.name)
-    with pytest.raises(NoIndexError, match="finns inte i Chroma"):
+    with pytest.raises(NoIndexError, match="finns inte på Chroma-servern"):
         LoadedIndex.open(settings, embedder)
     report = build_index(settings, embedder)  # nothing changed in the corpus, but nothing can be copied
     assert report.rebuilt and report.chunks_embedded == report.chunks == first.chunks
@@ -171,7 +173,7 @@ def test_a_tenant_and_database_of_their_own_hold_the_index(tiny, settings_for, h
     default = settings.with_(chroma_tenant="", chroma_database="")
     with pytest.raises(NotFoundError):
         server_client(default).get_collection(name)
-    with pytest.raises(NoIndexError, match="finns inte i Chroma"):  # served from the default database: not there
+    with pytest.raises(NoIndexError, match="_TENANT, _DATABASE"):  # served from the default database: not there
         LoadedIndex.open(default, hashing_embedder)
 
 
@@ -384,6 +386,119 @@ def test_a_server_lost_behind_a_gateway_is_named_by_the_gateways_status(tiny, se
         assert assistant.search(question)[0][0].chunk.source == "iop.txt"
     finally:
         gateway.close()
+
+
+class StallingProxy:
+    """A TCP proxy in front of the Chroma server that, once ``stalled`` is set, still accepts connections and
+    reads what is sent but passes nothing on, either way: a server that hangs, or a network that silently
+    drops packets. Nothing is refused or reset, so only a timeout can end a request."""
+
+    def __init__(self, upstream: str):
+        target = urlsplit(upstream)
+        self.target = (target.hostname, target.port)
+        self.stalled = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.stalled.is_set():
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
+def within(seconds: float, call):
+    """``call()``'s result or exception, failing the test (instead of hanging it) when it takes longer."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        future = pool.submit(call)
+        return future.exception(timeout=seconds) or future.result()
+    except TimeoutError:
+        pytest.fail(f"still waiting after {seconds} s")
+    finally:
+        pool.shutdown(wait=False)  # a call that hangs is left behind, not waited for
+
+
+def test_a_server_that_stops_answering_is_named_after_the_timeout(tiny, settings_for, hashing_embedder,
+                                                                  overlap_scorer, chroma_server):
+    proxy = StallingProxy(chroma_server)
+    try:
+        settings = settings_for(tiny, chroma_url=proxy.url, chroma_timeout=1)
+        build_index(settings, hashing_embedder)
+        assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+        question = "Vad är idéburet offentligt partnerskap?"
+        assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+
+        proxy.stalled.set()  # the open connections and any new one: accepted, never answered
+        said = f"Chroma-servern på {proxy.url} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
+        calls = {"search": lambda: assistant.search(question), "ask": lambda: assistant.ask(question),
+                 "health": assistant.check_store, "open": lambda: LoadedIndex.open(settings, hashing_embedder),
+                 "build": lambda: build_index(settings, hashing_embedder)}
+        for name, call in calls.items():
+            started = time.monotonic()
+            error = within(20, call)
+            assert isinstance(error, ChromaServerError | IndexBuildError), (name, error)
+            assert str(error) == said, name
+            assert time.monotonic() - started < 5, name  # one request's timeout (1 s), not a wait per retry
+
+        proxy.stalled.clear()
+        assert assistant.search(question)[0][0].chunk.source == "iop.txt"  # the same client, no restart
+    finally:
+        proxy.close()
+
+
+def test_the_timeout_is_a_setting_with_a_range():
+    assert Settings().chroma_timeout == 30
+    assert Settings.from_env({"ASSISTANT_CHROMA_TIMEOUT": "2.5"}).chroma_timeout == 2.5
+    for bad in ("0", "601", "snart"):
+        with pytest.raises(SettingsError, match="ASSISTANT_CHROMA_TIMEOUT"):
+            Settings.from_env({"ASSISTANT_CHROMA_TIMEOUT": bad})
+
+
+def test_a_collection_lost_while_serving_is_named_and_rebuilt(tiny, settings_for, hashing_embedder, overlap_scorer,
+                                                              chroma_server):
+    settings = settings_for(tiny, chroma_url=chroma_server)
+    build_index(settings, hashing_embedder)
+    assistant = Assistant(settings, hashing_embedder, overlap_scorer)
+    question = "Vad är idéburet offentligt partnerskap?"
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
+    generation = current_generation(settings.index_dir).path.name
+
+    server_client(settings).delete_collection(SERVER_PREFIX + generation)  # the server came back without its data
+    said = (f"Indexets samling ({generation}) finns inte på Chroma-servern {chroma_server}: servern har tappat "
+            "sina data, eller ASSISTANT_CHROMA_URL (eller _TENANT, _DATABASE) pekar på en annan. Kör "
+            "`assistant index` igen.")
+    for call in (lambda: assistant.search(question), lambda: assistant.ask(question),
+                 lambda: LoadedIndex.open(settings, hashing_embedder)):  # serving, and a process started now
+        with pytest.raises(CollectionMissingError) as missing:
+            call()
+        assert str(missing.value) == said
+        assert isinstance(missing.value, NoIndexError)  # an index to build again, not a server to wait for
+
+    build_index(settings, hashing_embedder)  # what the message says: the next question is answered
+    assert assistant.search(question)[0][0].chunk.source == "iop.txt"
 
 
 @pytest.mark.parametrize("url", ["ftp://anna:hemligt@chroma.example:8000", "http://anna:hemligt@chroma.example:8000/v1"])

@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from processes import stop
 
 from assistant.cli import cli
@@ -42,6 +44,7 @@ from ui.api import (
     SearchResponse,
     document_json,
     is_loopback,
+    router,
 )
 from ui.documents import corpus_numbers
 
@@ -416,6 +419,35 @@ def test_a_lost_chroma_server_is_503_naming_it_and_served_again_when_back(tmp_pa
     warning = f"Indexets Chroma-server kan inte användas: {said}\n"
     assert logged.count(warning) == 4  # one line per failed request (search, ask, health, streamed ask)
     assert "Traceback" not in logged and "hemligt" not in logged and token not in logged
+
+
+def test_a_collection_lost_on_the_server_is_503_no_index_saying_to_index_again(tmp_path: Path, corpus, chroma_server,
+                                                                               hashing_embedder, overlap_scorer):
+    from assistant.indexer import build_index, current_generation
+    from assistant.pipeline import Assistant
+    from assistant.store import SERVER_PREFIX, server_client
+
+    settings = Settings(corpus_dirs=(corpus.dir,), index_dir=tmp_path / "index", chroma_url=chroma_server)
+    build_index(settings, hashing_embedder)
+    app = FastAPI()
+    app.include_router(router(Assistant(settings, hashing_embedder, overlap_scorer)))
+    http = TestClient(app)
+    search = {"question": PDF_QUESTION}
+    assert http.post(f"{API}/search", json=search).status_code == 200
+
+    generation = current_generation(settings.index_dir).path.name
+    server_client(settings).delete_collection(SERVER_PREFIX + generation)  # the server came back without its data
+    said = (f"Indexets samling ({generation}) finns inte på Chroma-servern {chroma_server}: servern har tappat "
+            "sina data, eller ASSISTANT_CHROMA_URL (eller _TENANT, _DATABASE) pekar på en annan. Kör "
+            "`assistant index` igen.")
+    for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search)):
+        assert assert_error(r, 503, "no_index")["error"]["message"] == said
+        assert r.headers["retry-after"] == "30"
+    with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
+        assert sse_events(r)[-1] == ("error", {"error": {"code": "no_index", "message": said}})
+
+    build_index(settings, hashing_embedder)  # what the message says
+    assert http.post(f"{API}/search", json=search).json()["hits"]
 
 
 # --- schema and docs -------------------------------------------------------------------------------------
