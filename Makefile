@@ -24,8 +24,9 @@ index: install
 
 # The fast tier: no model, no server, no browser (the stand-ins of assistant/embeddings/fake.py and
 # tests/fakes.py); indexing, fusion, the answer policy, evaluation and the UI's handlers. Under 20 s.
+# hypothesis's pytest plugin is left out: it imports hypothesis at start (2.4 s) and only the slow fuzz tests use it.
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PY) -m pytest -q -p no:hypothesispytest -m "not slow and not browser"
 
 # Everything (what CI runs): ruff, the whole test suite with the slow and browser tiers (pytest exits 5
 # when no test ran: make fails on it like on any failure), then the regression gates, one process, one

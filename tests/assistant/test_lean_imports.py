@@ -14,6 +14,7 @@ from assistant import lean_imports
 from assistant.lexical import LexicalIndex, bm25s
 
 
+@pytest.mark.slow  # a new Python process importing the query path: a second of the fast tier's budget
 def test_the_query_path_imports_neither_scipy_nor_the_httpx_command_line():
     code = ("import json, sys\nimport assistant.pipeline, assistant.store\n"
             "print(json.dumps(sorted(m for m in ('scipy', 'scipy.sparse', 'httpx._main') if m in sys.modules)))\n"

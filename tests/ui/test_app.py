@@ -20,9 +20,17 @@ from ui_corpus import write_ui_corpus
 from assistant.embeddings.fake import fake_embedder
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
+from ui import app as app_module
 from ui.app import SEARCHING, TEXT_ONLY, ChatApp, build, message_text, text_chatbot, text_messages
 from ui.feedback import FeedbackStore
 from ui.sources import ChatTurn
+
+
+@pytest.fixture(autouse=True)
+def no_stream_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pieces of an answer are what these tests check, not the pause between them that makes them read as
+    streaming (0.03 s x 30 pieces, most of this module's time); the browser tests keep the real pause."""
+    monkeypatch.setattr(app_module, "STREAM_PAUSE", 0.0)
 
 
 @pytest.fixture(scope="module")
