@@ -120,9 +120,11 @@ class Assistant:
 
     def check_store(self) -> None:
         """Raise ChromaServerError when the Chroma server of ``ASSISTANT_CHROMA_URL`` does not answer or refuses
-        the token now (one small request, no model, no index opened); nothing to check for an embedded index."""
+        the token now, CollectionMissingError when it answers without the served generation's collection (two
+        small requests, no model, no index opened); nothing to check for an embedded index."""
         if self.settings.chroma_url:
-            check_reachable(self.settings)
+            generation = current_generation(self.settings.index_dir)
+            check_reachable(self.settings, generation.path if generation else None)
 
     def documents(self) -> list[Document]:
         """The served generation's documents, read from its manifest without loading the index: the chat

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -216,12 +216,30 @@ def _probe(base: str, settings: Settings) -> str | None:
     return _refused(base, settings, status) if status in (401, 403) else None
 
 
-def check_reachable(settings: Settings) -> None:
+def check_reachable(settings: Settings, generation: Path | None = None) -> None:
     """Raise ChromaServerError when the server of ``settings.chroma_url`` does not answer or refuses the token
-    now: one request, for a health check polled while serving."""
-    problem = _probe(_address(settings)[2], settings)
+    now, and CollectionMissingError when it answers without ``generation``'s collection (it lost its data, or
+    the URL names another server): a health check polled while serving, one or two small requests and no
+    client, so that a load balancer stops sending questions that could only fail."""
+    base = _address(settings)[2]
+    problem = _probe(base, settings)
     if problem:
         raise ChromaServerError(problem)
+    if generation is None:
+        return
+    tenant = settings.chroma_tenant or DEFAULT_TENANT
+    database = settings.chroma_database or DEFAULT_DATABASE
+    url = (f"{base}/api/v2/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
+           f"/collections/{quote(collection_name(generation), safe='')}")
+    headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
+    try:  # the request chromadb's get_collection makes (chromadb/api/fastapi.py)
+        status = httpx.get(url, headers=headers, timeout=min(PROBE_SECONDS, settings.chroma_timeout)).status_code
+    except httpx.HTTPError as exc:
+        raise ChromaServerError(_unreachable(base)) from exc
+    if status == 404:
+        raise CollectionMissingError(missing_collection(generation, settings))
+    if status in GATEWAY_DOWN:
+        raise ChromaServerError(_unreachable(base, status))
 
 
 def collection_name(generation: Path) -> str:

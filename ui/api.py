@@ -563,14 +563,17 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
 
     @api.get("/health", response_model=HealthResponse, responses=_errors(401, 503),
              summary=_sv_en("Status", "Health"),
-             description=_sv_en("200 när ett index används (och dess Chroma-server svarar), annars 503.",
-                                "200 when an index is served (and its Chroma server answers), else 503."))
+             description=_sv_en("200 när ett index används (och dess Chroma-server svarar och har det), annars 503.",
+                                "200 when an index is served (and its Chroma server answers and holds it), "
+                                "else 503."))
     def health() -> Response:
         name = served_generation()
         try:
             assistant.check_store()
         except ChromaServerError as exc:
             raise _index_unavailable(exc) from exc
+        except CollectionMissingError as exc:  # the server answers without the index: every question would fail
+            raise _no_index(str(exc)) from exc
         docs = assistant.documents()
         return JSONResponse({
             "status": "ok", "generation": name, "documents": len(docs),

@@ -434,13 +434,16 @@ def test_a_collection_lost_on_the_server_is_503_no_index_saying_to_index_again(t
     http = TestClient(app)
     search = {"question": PDF_QUESTION}
     assert http.post(f"{API}/search", json=search).status_code == 200
+    assert http.get(f"{API}/health").json()["status"] == "ok"
 
     generation = current_generation(settings.index_dir).path.name
     server_client(settings).delete_collection(SERVER_PREFIX + generation)  # the server came back without its data
     said = (f"Indexets samling ({generation}) finns inte på Chroma-servern {chroma_server}: servern har tappat "
             "sina data, eller ASSISTANT_CHROMA_URL (eller _TENANT, _DATABASE) pekar på en annan. Kör "
             "`assistant index` igen.")
-    for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search)):
+    # health too: a load balancer polling it stops sending questions that could only fail
+    for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search),
+              http.get(f"{API}/health")):
         assert assert_error(r, 503, "no_index")["error"]["message"] == said
         assert r.headers["retry-after"] == "30"
     with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
@@ -448,6 +451,7 @@ def test_a_collection_lost_on_the_server_is_503_no_index_saying_to_index_again(t
 
     build_index(settings, hashing_embedder)  # what the message says
     assert http.post(f"{API}/search", json=search).json()["hits"]
+    assert http.get(f"{API}/health").json()["status"] == "ok"
 
 
 # --- schema and docs -------------------------------------------------------------------------------------
