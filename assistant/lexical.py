@@ -88,6 +88,12 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(word)
 
 
+# Words whose split is remembered. Indexing sees each corpus word (about 130k distinct at 100k chunks) and
+# gains from the memo; a serving process sees question words without end, so the memo is emptied when full
+# instead of growing with every request (at most a few tens of MB).
+SPLIT_CACHE = 200_000
+
+
 class Decompounder:
     def __init__(self, known: Container[str]):
         """``known``: the words and stems a compound part must be (``known_words`` of the vocabulary)."""
@@ -122,6 +128,8 @@ class Decompounder:
             deeper = self.split(best[0])  # "direktupphandling" → "direkt", "upphandling"
             if deeper:
                 best = (*deeper, best[1])
+        if len(self._cache) >= SPLIT_CACHE:
+            self._cache.clear()
         self._cache[word] = best
         return best
 

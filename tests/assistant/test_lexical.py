@@ -130,3 +130,18 @@ def test_term_table_keeps_colliding_terms_apart(tmp_path, monkeypatch):
         assert [loaded.get(t) for t in ("a", "bb", "cc", "ddd")] == [1, 2, 3, 4]
         assert loaded.get("ee") is None  # shares the colliding hash of "bb" and "cc", is neither
         assert loaded.get("fff") == 4  # a string outside the table whose hash is a term's: the stated risk
+
+
+def test_the_split_memo_stays_bounded_and_splits_stay_the_same(monkeypatch):
+    """A serving process meets question words without end: the memo is emptied when full, never grows past it."""
+    from assistant import lexical
+
+    known = {"direkt", "upphandling", "gräns", "kommun", "förbund"}
+    words = [f"okäntord{n:03d}" for n in range(40)] + ["direktupphandlingsgräns", "kommunförbund"]
+    unbounded = [Decompounder(known).split(w) for w in words]
+    monkeypatch.setattr(lexical, "SPLIT_CACHE", 5)
+    splitter = Decompounder(known)
+    for word, expected in zip(words * 2, unbounded * 2, strict=True):
+        assert splitter.split(word) == expected
+        assert len(splitter._cache) <= 5
+    assert unbounded[-1] == ("kommun", "förbund") and unbounded[-2][0] == "direkt"
