@@ -37,17 +37,7 @@ from assistant import crossencoder as ce  # noqa: E402
 from assistant.evalsets import bench_dir, read_jsonl, squad_split  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.text import split_sentences  # noqa: E402
-
-
-def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties half."""
-    both = np.concatenate([pos, neg])
-    ranks = np.argsort(np.argsort(both, kind="mergesort"), kind="mergesort") + 1.0
-    # average ranks of ties
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    sums = np.bincount(inverse, weights=ranks)
-    ranks = (sums / counts)[inverse]
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+from train_reranker import auc  # noqa: E402  (P(answerable above unanswerable), ties half)
 
 
 def pairs_of(split: str, per_kind: int, seed: int) -> tuple[list[tuple[str, str]], np.ndarray]:
