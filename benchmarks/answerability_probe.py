@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from train_reranker import auc  # noqa: E402  (P(answerable above unanswerable), ties half)
+from benchmarks.train_reranker import auc  # noqa: E402  (P(answerable above unanswerable), ties half)
 
 from assistant import crossencoder as ce  # noqa: E402
 from assistant.evalsets import bench_dir, read_jsonl, squad_split  # noqa: E402
