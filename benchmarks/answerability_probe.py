@@ -33,12 +33,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.train_reranker import auc  # noqa: E402  (P(answerable above unanswerable), ties half)
-
 from assistant import crossencoder as ce  # noqa: E402
 from assistant.evalsets import bench_dir, read_jsonl, squad_split  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.text import split_sentences  # noqa: E402
+from benchmarks.train_reranker import auc  # noqa: E402  (P(answerable above unanswerable), ties half)
 
 
 def pairs_of(split: str, per_kind: int, seed: int) -> tuple[list[tuple[str, str]], np.ndarray]:
