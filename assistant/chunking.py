@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from itertools import groupby
 
 from assistant.loaders import LoadError
-from assistant.text import split_sentences, without_source_notes
+from assistant.text import split_sentences, table_parts, without_source_notes
 from assistant.types import Block, Chunk, SourceDocument
 
 # Bump when the output of this module changes: the index is then rebuilt.
-CHUNKER_VERSION = "9"  # 9: a table's source column ("Källa") is not counted, as notes are not
+CHUNKER_VERSION = "10"  # 10: a table over the budget is split by rows, each part under its header
 
 
 def chunk_document(
@@ -74,6 +74,10 @@ def _pack(blocks: list[Block], count: Callable[[str], int], budget: int, hard: i
         if n <= budget:
             units.append((block.text, n, "\n\n"))
             continue
+        table = _table_pieces(block.text, count, budget, hard)
+        if table is not None:
+            units += [(piece, count(piece), "\n\n") for piece in table]
+            continue
         for i, sentence in enumerate(split_sentences(block.text)):
             for piece in _split_overlong(sentence, count, hard):
                 units.append((piece, count(piece), "\n\n" if i == 0 else " "))
@@ -87,6 +91,28 @@ def _pack(blocks: list[Block], count: Callable[[str], int], budget: int, hard: i
         used += n
     if current:
         yield "".join(current).strip()
+
+
+def _table_pieces(text: str, count: Callable[[str], int], budget: int, hard: int) -> list[str] | None:
+    """A Markdown table over the budget as tables of whole rows, each under the table's header and delimiter
+    rows: packed as sentences its rows ran together on one line, so a later chunk's rows had no header (the
+    source column could not be told apart, a reader could not tell what a cell means) and no table
+    rendered. A row too long for the model even alone is cut at words like any overlong text, so nothing is
+    lost to truncation. None when ``text`` is not one table."""
+    parts = table_parts(text)
+    if parts is None:
+        return None
+    head, rows = parts
+    pieces: list[str] = []
+    current: list[str] = []
+    for row in rows:
+        if current and count("\n".join([*head, *current, row])) > budget:
+            pieces.append("\n".join([*head, *current]))
+            current = []
+        current.append(row)
+    if current:
+        pieces.append("\n".join([*head, *current]))
+    return [cut for piece in pieces for cut in _split_overlong(piece, count, hard)]
 
 
 def _split_overlong(sentence: str, count: Callable[[str], int], hard: int) -> list[str]:

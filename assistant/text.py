@@ -73,6 +73,15 @@ def _without_source_columns(text: str) -> str:
     return "\n".join(lines)
 
 
+def table_parts(text: str) -> tuple[list[str], list[str]] | None:
+    """(header and delimiter rows, body rows) of a text that is one Markdown table, else None."""
+    lines = text.split("\n")
+    if (len(lines) < 3 or not all(line.lstrip().startswith("|") for line in lines)
+            or not _DELIMITER_ROW.fullmatch(lines[1])):
+        return None
+    return lines[:2], lines[2:]
+
+
 def normalize_ws(text: str) -> str:
     return _WS.sub(" ", text).strip()
 

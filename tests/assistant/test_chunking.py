@@ -9,7 +9,7 @@ import pytest
 
 from assistant.chunking import chunk_document
 from assistant.loaders import CorpusFile, load
-from assistant.text import normalize_ws, split_sentences, words
+from assistant.text import normalize_ws, split_sentences, without_source_notes, words
 
 
 def _long_paragraph(n: int, seed: int = 0) -> str:
@@ -182,3 +182,36 @@ def test_a_tables_source_column_does_not_count_against_the_token_budget(tmp_path
     assert [c.text for c in chunks] == [doc.blocks[0].text]  # verbatim, the names spelled out
     assert name in chunks[0].text and "tröskelvärden" not in chunks[0].embedding_text()
     assert "| 2024–2025 | 800 000 kronor |" in chunks[0].embedding_text()
+
+
+def test_a_table_over_the_budget_is_split_by_rows_each_part_under_its_header(tmp_path):
+    # packed as sentences, the rows ran together on one line and a later chunk had no header: its source
+    # cells were read by the models and no table rendered
+    path = tmp_path / "c" / "lang-tabell.md"
+    path.parent.mkdir()
+    rows = [f"| {2000 + i} | {500 + i * 10} 000 kronor | Upphandlingsmyndigheten, tabell {i} |" for i in range(12)]
+    path.write_text("## Belopp\n\n| År | Gräns | Källa |\n|---|---|---|\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    doc = load(CorpusFile(path.parent, path))
+    count = lambda text: len(text.split())  # noqa: E731  (words: a stand-in for the tokenizer)
+    chunks = chunk_document(doc, count, target_tokens=40, max_tokens=512)
+
+    assert len(chunks) > 1
+    head = "| År | Gräns | Källa |\n|---|---|---|"
+    for chunk in chunks:
+        assert chunk.text.startswith(head + "\n")
+        assert all(line.startswith("|") and line.endswith("|") for line in chunk.text.split("\n"))  # a row a line
+        assert "Upphandlingsmyndigheten" not in chunk.embedding_text()  # the source column, in every part
+        assert count(without_source_notes(chunk.text)) <= 40
+    body = [line for chunk in chunks for line in chunk.text.split("\n")[2:]]
+    assert body == rows  # every row once, in order
+
+
+def test_a_table_row_longer_than_the_model_is_cut_not_truncated(tmp_path):
+    path = tmp_path / "c" / "bred.md"
+    path.parent.mkdir()
+    wide = "| " + " ".join(f"ord{i}" for i in range(80)) + " | 1 |"
+    path.write_text(f"| Text | Nr |\n|---|---|\n| kort | 2 |\n{wide}\n", encoding="utf-8")
+    doc = load(CorpusFile(path.parent, path))
+    chunks = chunk_document(doc, lambda text: len(text.split()), target_tokens=20, max_tokens=30)
+    assert all(len(c.text.split()) <= 30 for c in chunks)
+    assert " ".join(" ".join(c.text.split()) for c in chunks).count("ord79") == 1
