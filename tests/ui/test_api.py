@@ -390,6 +390,16 @@ def test_no_served_index_is_503_and_recovers(http: httpx.Client, server: Live):
     assert http.post(f"{API}/ask", json={"question": PDF_QUESTION}).status_code == 200
 
 
+def assert_index_routes_fail(http, search: dict, code: str, said: str, retry_after: str) -> None:
+    """Search, ask, health and a streamed ask all answer 503 ``code`` with the message ``said``."""
+    for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search),
+              http.get(f"{API}/health")):
+        assert assert_error(r, 503, code)["error"]["message"] == said
+        assert r.headers["retry-after"] == retry_after
+    with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
+        assert sse_events(r)[-1] == ("error", {"error": {"code": code, "message": said}})
+
+
 def test_a_lost_chroma_server_is_503_naming_it_and_served_again_when_back(tmp_path: Path, corpus,
                                                                            own_chroma_server):
     base = own_chroma_server.url
@@ -403,12 +413,7 @@ def test_a_lost_chroma_server_is_503_naming_it_and_served_again_when_back(tmp_pa
 
         own_chroma_server.stop()
         said = f"Chroma-servern på {base} svarar inte; kontrollera ASSISTANT_CHROMA_URL och att servern körs."
-        for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search),
-                  http.get(f"{API}/health")):
-            assert assert_error(r, 503, "index_unavailable")["error"]["message"] == said
-            assert r.headers["retry-after"] == "10"
-        with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
-            assert sse_events(r)[-1] == ("error", {"error": {"code": "index_unavailable", "message": said}})
+        assert_index_routes_fail(http, search, "index_unavailable", said, retry_after="10")
 
         own_chroma_server.start()  # same port, same data: no restart of the app
         assert http.get(f"{API}/health").status_code == 200
@@ -442,12 +447,7 @@ def test_a_collection_lost_on_the_server_is_503_no_index_saying_to_index_again(t
             "sina data, eller ASSISTANT_CHROMA_URL (eller _TENANT, _DATABASE) pekar på en annan. Kör "
             "`assistant index` igen.")
     # health too: a load balancer polling it stops sending questions that could only fail
-    for r in (http.post(f"{API}/search", json=search), http.post(f"{API}/ask", json=search),
-              http.get(f"{API}/health")):
-        assert assert_error(r, 503, "no_index")["error"]["message"] == said
-        assert r.headers["retry-after"] == "30"
-    with http.stream("POST", f"{API}/ask", json={**search, "stream": True}) as r:
-        assert sse_events(r)[-1] == ("error", {"error": {"code": "no_index", "message": said}})
+    assert_index_routes_fail(http, search, "no_index", said, retry_after="30")
 
     build_index(settings, hashing_embedder)  # what the message says
     assert http.post(f"{API}/search", json=search).json()["hits"]
