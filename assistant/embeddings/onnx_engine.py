@@ -722,7 +722,10 @@ class OnnxModel:
         # (and the caller loads its index), joined on first use.
         self._tokenizer: Any = None
         self._tokenizer_error: BaseException | None = None
-        self._tokenizer_thread = threading.Thread(target=self._load_tokenizer, daemon=True)
+        # Not a daemon (nor is any thread here that runs C++): at exit Python stops a daemon thread with
+        # pthread_exit, whose unwinding through SentencePiece's C++ frames calls std::terminate, so a command
+        # that ended before the load did (`assistant index` with nothing to do) died with SIGABRT, exit 134.
+        self._tokenizer_thread = threading.Thread(target=self._load_tokenizer, name="tokenizer-load")
         self._tokenizer_thread.start()
         self.session = open_session(self.folder, variant, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]

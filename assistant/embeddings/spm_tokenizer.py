@@ -282,7 +282,10 @@ def prefetch(folder: Path) -> None:
     tokenizer loads on the other; the model that needs it then finds it loaded."""
     folder = Path(folder)
     if (folder / FILE).is_file() and (folder / RECORD).is_file():
-        threading.Thread(target=_prefetch, args=(folder,), daemon=True).start()
+        # not a daemon: a command that ends before the load does (`assistant index` with nothing to do takes
+        # 0.1 s) waits for it at exit; Python stops a daemon thread with pthread_exit, and unwinding through
+        # SentencePiece's C++ then aborts ("terminate called without an active exception", exit 134)
+        threading.Thread(target=_prefetch, args=(folder,), name="tokenizer-prefetch").start()
 
 
 def _prefetch(folder: Path) -> None:

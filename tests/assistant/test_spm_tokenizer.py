@@ -149,3 +149,23 @@ def test_a_changed_tokenizer_json_is_converted_again(export_dir, tmp_path):
     _wordpiece_json(folder)  # replaced by a tokenizer it cannot copy
     assert spm_tokenizer.ensure(folder) is None
     assert json.loads((folder / spm_tokenizer.RECORD).read_text())["source_sha256"] != first
+
+
+def test_no_background_load_runs_in_a_daemon_thread(export_dir, monkeypatch):
+    """At exit Python stops a daemon thread with pthread_exit; unwinding through SentencePiece's C++ then
+    calls std::terminate, so `assistant index` with nothing to do (0.1 s, shorter than the load) died with
+    SIGABRT in about 1 run of 20. Every load that runs C++ in the background is a plain thread, waited for."""
+    import threading
+
+    started: list[tuple[str, bool]] = []
+    start = threading.Thread.start
+
+    def recording(self: threading.Thread) -> None:
+        started.append((self.name, self.daemon))
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", recording)
+    spm_tokenizer.prefetch(export_dir)  # the CLI's tokenizer prefetch
+    model = onnx_engine.OnnxEncoder(export_dir)  # its own tokenizer load
+    assert model.tokenizer is not None
+    assert len(started) >= 2 and not [name for name, daemon in started if daemon], started
