@@ -123,8 +123,8 @@ class Assistant:
         the token now, CollectionMissingError when it answers without the served generation's collection (two
         small requests, no model, no index opened); nothing to check for an embedded index."""
         if self.settings.chroma_url:
-            generation = current_generation(self.settings.index_dir)
-            check_reachable(self.settings, generation.path if generation else None)
+            name = self.generation()  # the CURRENT file only: a health poll parses no manifest
+            check_reachable(self.settings, self.settings.index_dir / name if name else None)
 
     def documents(self) -> list[Document]:
         """The served generation's documents, read from its manifest without loading the index: the chat

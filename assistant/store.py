@@ -202,13 +202,18 @@ GATEWAY_DOWN = frozenset({502, 503, 504})
 PROBE_SECONDS = 10.0  # a probe is one tiny request: it waits no longer than this, or than ASSISTANT_CHROMA_TIMEOUT
 
 
+def _status(url: str, settings: Settings) -> int:
+    """The status of one small GET to the server, with the token and the probe's timeout (httpx.HTTPError
+    when there is no answer)."""
+    headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
+    return httpx.get(url, headers=headers, timeout=min(PROBE_SECONDS, settings.chroma_timeout)).status_code
+
+
 def _probe(base: str, settings: Settings) -> str | None:
     """What makes the server unusable, asked directly: no answer (nor from behind a gateway), or the token
     refused; None if neither."""
-    headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
     try:
-        status = httpx.get(f"{base}/api/v2/auth/identity", headers=headers,
-                           timeout=min(PROBE_SECONDS, settings.chroma_timeout)).status_code
+        status = _status(f"{base}/api/v2/auth/identity", settings)
     except httpx.HTTPError:
         return _unreachable(base)
     if status in GATEWAY_DOWN:
@@ -231,9 +236,8 @@ def check_reachable(settings: Settings, generation: Path | None = None) -> None:
     database = settings.chroma_database or DEFAULT_DATABASE
     url = (f"{base}/api/v2/tenants/{quote(tenant, safe='')}/databases/{quote(database, safe='')}"
            f"/collections/{quote(collection_name(generation), safe='')}")
-    headers = {"X-Chroma-Token": settings.chroma_token} if settings.chroma_token else {}
     try:  # the request chromadb's get_collection makes (chromadb/api/fastapi.py)
-        status = httpx.get(url, headers=headers, timeout=min(PROBE_SECONDS, settings.chroma_timeout)).status_code
+        status = _status(url, settings)
     except httpx.HTTPError as exc:
         raise ChromaServerError(_unreachable(base)) from exc
     if status == 404:
