@@ -279,10 +279,14 @@ def torch_cross_encoder(encoder, dropout: float = 0.0):
             self.encoder = encoder
             self.head = Head(encoder.config.hidden_size)
 
-        def forward(self, input_ids, attention_mask):
+        def pool(self, input_ids, attention_mask):
+            """The mean of the encoder's last states over the pair's tokens: what the head reads."""
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(states.dtype)
-            return self.head((states * m).sum(1) / m.sum(1))
+            return (states * m).sum(1) / m.sum(1)
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(self.pool(input_ids, attention_mask))
 
     return CrossEncoder()
 
@@ -307,17 +311,28 @@ class TorchScorer:
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Logits of pairs from :func:`pair_inputs`, in input order (batched by length for speed)."""
+        return self._batched(pairs, self.model)
+
+    def pooled(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The pooled encoder state the head reads, one row per pair in input order (for probes of what the
+        model represents, benchmarks/answerability_probe.py)."""
+        return self._batched(pairs, self.model.pool)
+
+    def _batched(self, pairs: Sequence[tuple[str, str]], run) -> np.ndarray:
         import torch
 
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        out = np.zeros(len(pairs), np.float32)
+        out: np.ndarray | None = None
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 ids, mask = encode_pairs(self.tokenizer, [pairs[i] for i in idx], self.max_length,
                                          self.max_question_tokens)
-                out[idx] = self.model(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
-        return out
+                values = run(torch.from_numpy(ids), torch.from_numpy(mask)).float().numpy()
+                if out is None:
+                    out = np.zeros((len(pairs), *values.shape[1:]), np.float32)
+                out[idx] = values
+        return out if out is not None else np.zeros(len(pairs), np.float32)
 
 
 def load_scorer(cache_dir: Path, weights_dir: Path = WEIGHTS_DIR) -> TorchScorer:

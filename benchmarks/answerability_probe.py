@@ -63,23 +63,13 @@ def pairs_of(split: str, per_kind: int, seed: int) -> tuple[list[tuple[str, str]
 
 
 def features(scorer: ce.TorchScorer, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """The pair's pooled encoder state, the head's hidden layer on it and the logit (the model's own head)."""
     import torch
 
-    model = scorer.model
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    pooled = np.zeros((len(pairs), model.encoder.config.hidden_size), np.float32)
+    pooled = scorer.pooled(pairs)
     with torch.inference_mode():
-        for start in range(0, len(order), scorer.batch_size):
-            idx = order[start : start + scorer.batch_size]
-            ids, mask = ce.encode_pairs(scorer.tokenizer, [pairs[i] for i in idx], scorer.max_length,
-                                        scorer.max_question_tokens)
-            ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-            states = model.encoder(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-            m = mask_t.unsqueeze(-1).to(states.dtype)
-            pooled[idx] = ((states * m).sum(1) / m.sum(1)).numpy()
-        p = torch.from_numpy(pooled)
-        hidden = torch.tanh(model.head.dense(p))
-        logit = model.head.out_proj(hidden)[:, 0]
+        hidden = torch.tanh(scorer.model.head.dense(torch.from_numpy(pooled)))
+        logit = scorer.model.head.out_proj(hidden)[:, 0]
     return {"logit": logit.numpy(), "pooled": pooled, "head hidden": hidden.numpy()}
 
 

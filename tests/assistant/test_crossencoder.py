@@ -141,3 +141,19 @@ def test_a_weights_file_is_hashed_again_only_when_its_size_or_mtime_changed(tmp_
     model.write_bytes(b"y" * 4096)
     os.utime(model, ns=(seen[1], seen[1]))
     assert ce.is_valid(tmp_path, "a" * 64)
+
+
+def test_pooled_states_are_what_the_head_reads(scorer):
+    """`pooled` (benchmarks/answerability_probe.py reads it) gives, in input order, the states whose head output
+    is `score`: one batching and pooling for both."""
+    import torch
+
+    pairs = [pair_inputs("Vad är direktupphandlingsgränsen?", "Gränsen är 700 000 kronor.", "LOU"),
+             pair_inputs("Vem äger projektet?", "SKR var projektägare och Uddevalla kommun partner i projektet, "
+                         "som pågick från 2021 till 2022.")]
+    pooled = scorer.pooled(pairs)
+    assert pooled.shape == (2, scorer.model.encoder.config.hidden_size)
+    with torch.inference_mode():
+        logits = scorer.model.head(torch.from_numpy(pooled)).numpy()
+    np.testing.assert_allclose(logits, scorer.score(pairs), atol=1e-5)
+    assert scorer.score([]).shape == (0,)
