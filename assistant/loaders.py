@@ -779,21 +779,40 @@ def _docx(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
                 blocks.append(Block(text, " > ".join(h for _, h in stack)))
                 total += len(text)
         elif isinstance(item, Table):
-            section = " > ".join(h for _, h in stack)
+            rows = []
             for row in item.rows:
-                cells = [c.text.strip() for c in row.cells]
-                if any(cells):
-                    blocks.append(Block(" | ".join(cells), section))
-                    total += len(blocks[-1].text)
-                    if total > limits.max_chars:
-                        raise _too_many_chars(limits)
+                cells = row.cells  # a merged cell is repeated once per grid column it spans: kept once
+                rows.append([c.text for i, c in enumerate(cells) if i == 0 or c._tc is not cells[i - 1]._tc])
+                total += sum(len(c) for c in rows[-1])
+                if total > limits.max_chars:
+                    raise _too_many_chars(limits)
+            blocks.extend(table_blocks(rows, " > ".join(h for _, h in stack)))
     return title, blocks, {}
+
+
+def table_blocks(rows: list[list[str]], section: str) -> list[Block]:
+    """A DOCX or HTML table as one Markdown table, its first row the header. The chunker then treats it as
+    it does a Markdown file's table: split by whole rows, each part under the header, so a row never
+    reaches the models or a reader without its column names, and no row is quoted as an answer sentence.
+    A table of one row or one column is layout, not data: its cells become paragraphs."""
+    rows = [[" ".join(c.split()) for c in row] for row in rows]
+    rows = [row for row in rows if any(row)]
+    width = max((len(row) for row in rows), default=0)
+    if len(rows) < 2 or width < 2:
+        return [Block(cell, section) for row in rows for cell in row if cell]
+
+    def line(cells: list[str]) -> str:
+        cells = [c.replace("|", "\\|") for c in cells] + [""] * (width - len(cells))
+        return "| " + " | ".join(cells) + " |"
+
+    text = "\n".join([line(rows[0]), "|" + " --- |" * width] + [line(row) for row in rows[1:]])
+    return [Block(text, section)]
 
 
 # --- HTML -----------------------------------------------------------------------------------------
 
-_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "dt", "dd", "tr",
-                "figcaption"]
+_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "dt", "dd", "table",
+                "tr", "figcaption"]
 
 
 def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], dict[str, Any]]:
@@ -817,11 +836,21 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
             while stack and stack[-1][0] >= level:
                 stack.pop()
             stack.append((level, text))
+            continue
+        where = " > ".join(h for _, h in stack)
+        if el.name == "table":  # its own rows, not a nested table's (whose text is in the cell)
+            rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])
+                     if c.find_parent("tr") is tr]
+                    for tr in el.find_all("tr") if tr.find_parent("table") is el]
+            caption = el.find("caption")
+            if caption is not None and caption.find_parent("table") is el and caption.get_text(strip=True):
+                blocks.append(Block(" ".join(caption.get_text(" ", strip=True).split()), where))
+            blocks.extend(table_blocks(rows, where))
         else:
-            cells = el.find_all(["td", "th"]) if el.name == "tr" else []
+            cells = el.find_all(["td", "th"]) if el.name == "tr" else []  # a row outside any table
             if cells:
                 text = " | ".join(" ".join(c.get_text(" ", strip=True).split()) for c in cells)
-            blocks.append(Block(text, " > ".join(h for _, h in stack)))
+            blocks.append(Block(text, where))
     return title, blocks, {}
 
 

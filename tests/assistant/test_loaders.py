@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant.chunking import chunk_document
 from assistant.loaders import CorpusFile, LoadError, discover, document_text, load
-from assistant.text import normalize_ws
+from assistant.text import normalize_ws, table_parts
 
 
 def _load(path: Path, root: Path | None = None):
@@ -78,22 +79,66 @@ def test_docx_heading_styles_give_section_paths(corpus):
     assert all(b.page is None for b in doc.blocks)
 
 
-def test_docx_tables_become_pipe_separated_rows(tmp_path):
+def test_docx_tables_become_markdown_tables_under_their_header(tmp_path):
     import docx
 
     document = docx.Document()
     document.add_heading("Belopp", 1)
-    table = document.add_table(rows=2, cols=2)
-    for r, row in enumerate([("Period", "Gräns"), ("2024–2025", "700 000 kronor")]):
+    table = document.add_table(rows=3, cols=3)
+    rows = [("Period", "Gräns", "Not"), ("2024–2025", "700 000 kronor", "LOU | LUF"),
+            ("2022–2023", "700 000 kronor", "")]
+    for r, row in enumerate(rows):
         for c, value in enumerate(row):
             table.cell(r, c).text = value
+    layout = document.add_table(rows=2, cols=1)  # one column: layout, its cells are paragraphs
+    layout.cell(0, 0).text = "Kontakta upphandlingsenheten."
+    layout.cell(1, 0).text = "Ring växeln."
     path = tmp_path / "tabell.docx"
     document.save(str(path))
     doc = _load(path)
     assert [(b.text, b.section) for b in doc.blocks] == [
-        ("Period | Gräns", "Belopp"),
-        ("2024–2025 | 700 000 kronor", "Belopp"),
+        ("| Period | Gräns | Not |\n| --- | --- | --- |\n| 2024–2025 | 700 000 kronor | LOU \\| LUF |\n"
+         "| 2022–2023 | 700 000 kronor |  |", "Belopp"),
+        ("Kontakta upphandlingsenheten.", "Belopp"),
+        ("Ring växeln.", "Belopp"),
     ]
+    header, body = table_parts(doc.blocks[0].text)
+    assert header[0] == "| Period | Gräns | Not |" and len(body) == 2
+
+
+def test_docx_merged_cells_are_read_once(tmp_path):
+    import docx
+
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Tröskelvärden"
+    table.cell(0, 2).text = "Källa"
+    for c, value in enumerate(("Varor", "1 000 000", "UHM")):
+        table.cell(1, c).text = value
+    path = tmp_path / "sammanslagen.docx"
+    document.save(str(path))
+    assert _load(path).blocks[0].text.split("\n")[0] == "| Tröskelvärden | Källa |  |"
+
+
+def test_html_tables_become_markdown_tables_and_chunk_under_their_header(tmp_path):
+    rows = "".join(f"<tr><td>{2000 + i}</td><td>{'belopp ' * 30}{i} kronor</td></tr>" for i in range(30))
+    page = (f"<html><body><h2>Belopp</h2><table><caption>Gränser per år</caption><thead><tr><th>År</th><th>Gräns"
+            f"</th></tr></thead><tbody>{rows}<tr><td>inre</td><td><table><tr><td>x</td><td>y</td></tr></table>"
+            f"</td></tr></tbody></table><table><tr><td>Bara en rad</td><td>för layout</td></tr></table>"
+            f"</body></html>")
+    path = tmp_path / "tabell.html"
+    path.write_text(page, encoding="utf-8")
+    doc = _load(path)
+    caption, table, *layout = doc.blocks
+    assert (caption.text, caption.section) == ("Gränser per år", "Belopp")
+    header, body = table_parts(table.text)
+    assert header[0] == "| År | Gräns |" and len(body) == 31
+    assert body[-1] == "| inre | x y |"  # a nested table's text stays in its cell
+    assert [b.text for b in layout] == ["Bara en rad", "för layout"]
+    chunks = chunk_document(doc, lambda t: len(t.split()), 120, 120)
+    parts = [c.text for c in chunks if "kronor" in c.text]
+    assert len(parts) > 1 and parts[0].startswith("Gränser per år\n\n| År | Gräns |")
+    assert all(("\n\n" + p).count("\n\n| År | Gräns |\n| --- | --- |\n| 20") == 1 for p in parts)
 
 
 def test_broken_docx_is_a_load_error(tmp_path):

@@ -25,6 +25,10 @@ def hit(text: str, score: float = 1.0, rank: int = 1, cid: str | None = None, so
     "Den här vägledningen riktar sig till kommunens handläggare och chefer.",  # about the document
     "Det här fallet beskriver hur upphandlingen förbereddes, vem som vann och vad resultatet blev.",
     "Se bilaga.",  # too short to answer anything
+    "Uppgifterna kontrollerades senast 2026-11-28.",  # when the text was checked
+    "Juridiska uppgifter avser läget per 2026-11-01 och kontrollerades senast 2026-11-28.",
+    "Senast uppdaterad 2024-03-12 av kommunledningsförvaltningen.",
+    "Informationen på sidan uppdaterades senast i januari 2025.",
 ])
 def test_sentences_that_never_answer(sentence):
     assert not can_answer(sentence)
@@ -34,6 +38,8 @@ def test_sentences_that_never_answer(sentence):
     "Direktupphandlingsgränsen är 700 000 kronor från och med 2022-02-01.",
     "- Minst 30 procent av de anställda ska ha funktionsnedsättning.",
     "Kommunen får reservera ett kontrakt enligt 4 kap. 18 § LOU.",
+    "Direktupphandlingsgränsen ändrades senast 2022-02-01, då den höjdes till 700 000 kronor.",
+    "Uppgifter om leverantörer ska kontrolleras innan avtal tecknas.",
 ])
 def test_sentences_that_can_answer(sentence):
     assert can_answer(sentence)
