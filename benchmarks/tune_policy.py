@@ -171,6 +171,7 @@ GRID = {
     "RERANK_WEIGHT": [0.0, 0.25, 0.5, 1.0],
     "PASSAGES": [4, 6, 8],
     "NUMBER_RULE": [True, False],
+    "YEAR_RULE": [True, False],
 }
 
 

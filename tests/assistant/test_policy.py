@@ -8,7 +8,17 @@ from __future__ import annotations
 import pytest
 
 from assistant import policy
-from assistant.policy import Candidate, asked_number, can_answer, candidates, decide, rerank, states_number
+from assistant.policy import (
+    Candidate,
+    asked_number,
+    asked_years,
+    can_answer,
+    candidates,
+    decide,
+    rerank,
+    states_number,
+    states_year,
+)
 from assistant.types import Chunk, Hit
 
 
@@ -147,6 +157,48 @@ def test_dates_laws_and_source_notes_are_not_the_number_asked_for():
     assert states_number("duration", "Avtalet löper i tre år.")
     assert states_number("since", "Lagen kom år 1990.")
     assert states_number("count", "Minst 30 procent av de anställda ska tillhöra målgruppen.")
+
+
+def test_a_question_naming_a_year_needs_a_sentence_about_that_year():
+    h = hit("a")
+    judged = [scored(h, 0, 0.9, "Scotland Act 2012 utökar de överlämnade befogenheterna."),
+              scored(h, 1, 0.4, "Scotland Act 1998 inrättade parlamentet i Edinburgh.")]
+    assert decide([h], judged, "Vad inrättade Scotland Act 1998?").sentences[0].index == 1
+    refused = decide([h], judged, "Vad utökade Scotland Act 2002?")  # a near year swapped in: no answer
+    assert not refused.answer and refused.reason == policy.MISSING_YEAR.format("2002")
+    assert decide([h], judged, "Vad utökade Scotland Act?").answer
+    # a number question whose number is there but not for the year asked is refused for the year
+    money = [scored(h, 0, 0.9, "Gränsen var 615 312 kronor under 2020–2021.")]
+    assert decide([h], money, "Vad var gränsen 2020?").answer
+    assert decide([h], money, "Vad var gränsen 2023?").reason == policy.MISSING_YEAR.format("2023")
+    assert decide([h], [scored(h, 0, 0.9, "Gränsen gäller under 2023.")],
+                  "Vad kostar det 2023?").reason == policy.MISSING_NUMBER["money"]
+
+
+def test_asked_years_skip_bounds_and_asides():
+    assert [(y.first, y.last) for y in asked_years("Hur mycket snöade det 1885?")] == [(1885, 1885)]
+    assert [(y.first, y.last) for y in asked_years("Vad hände på 1800-talet och på 1980-talet?")] == [
+        (1800, 1899), (1980, 1989)]
+    assert [y.text for y in asked_years("Vad gällde 2024–2025?")] == ["2024", "2025"]
+    for question in ("Vad gällde innan 2022?", "Vilken grupp har ökat sedan 1970?", "Vad gäller från 2026?",
+                     "Vad säger lagen (2008:962)?", "Vilket ansvar har vården? (6 oktober 2021)",
+                     "Vad kostar 1500 liter?", "Vad hände för 2000 år sedan?"):
+        assert asked_years(question) == [], question
+
+
+@pytest.mark.parametrize("question, sentence, states", [
+    ("… 2024?", "För perioden 2024-01-01–2025-12-31 var gränsen 8 109 450 kronor.", True),
+    ("… 2025?", "Gränsen var 615 312 kronor under 2020–2021.", False),
+    ("… 2021?", "Gränsen var 615 312 kronor under 2020–21.", True),
+    ("… 2024?", "Från och med 2022-02-01 är gränsen 700 000 kronor.", True),  # a start before it
+    ("… 2020?", "Från och med 2022-02-01 är gränsen 700 000 kronor.", False),
+    ("… på 1500-talet?", "Felen rättades först på 1600-talet av Galileo.", False),
+    ("… på 1600-talet?", "Felen rättades först 1638 av Galileo.", True),
+    ("… 2018?", "Strategin fick pengar (källa: regeringen, 2018-05-02).", False),  # a note's date is not it
+])
+def test_states_year(question, sentence, states):
+    (year,) = asked_years(question)
+    assert states_year(year, sentence) is states
 
 
 def test_a_list_of_short_items_answers_as_one_verbatim_block():
