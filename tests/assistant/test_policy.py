@@ -114,6 +114,16 @@ def test_the_answering_sentence_comes_first_then_its_context_in_document_order()
     assert rest == sorted(rest, key=lambda c: (c.hit.rank, c.index))
 
 
+def test_the_passage_score_weighs_in_when_sentences_are_close(monkeypatch):
+    strong, weak = hit("a", score=2.0, rank=1), hit("b", score=0.5, rank=2, cid="c2")
+    close = [scored(weak, 0, 0.45), scored(strong, 0, 0.40)]  # log-odds -0.20 and -0.41: 1.5 apart in passage
+    assert decide([strong, weak], close).sentences[0].hit is strong
+    clear = [scored(weak, 0, 0.95), scored(strong, 0, 0.30)]  # log-odds 2.94 against -0.85: the sentence wins
+    assert decide([strong, weak], clear).sentences[0].hit is weak
+    monkeypatch.setattr(policy, "LEAD_WEIGHT", 0.0)  # without it the model's probability alone decides
+    assert decide([strong, weak], close).sentences[0].hit is weak
+
+
 def test_answers_stay_short_and_never_repeat_themselves(monkeypatch):
     monkeypatch.setattr(policy, "MAX_WORDS", 20)
     h = hit("a")
