@@ -822,6 +822,7 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
     for tag in soup(["script", "style", "nav", "noscript", "template", "header", "footer"]):
         tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    _unwrap_layout_tables(soup)
     stack: list[tuple[int, str]] = []
     blocks: list[Block] = []
     for el in _iter_blocks(soup.body or soup):
@@ -838,13 +839,11 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
             stack.append((level, text))
             continue
         where = " > ".join(h for _, h in stack)
-        if el.name == "table":  # its own rows, not a nested table's (whose text is in the cell)
-            rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])
-                     if c.find_parent("tr") is tr]
-                    for tr in el.find_all("tr") if tr.find_parent("table") is el]
+        if el.name == "table":  # a data table: a table in a cell made it layout (_unwrap_layout_tables)
             caption = el.find("caption")
-            if caption is not None and caption.find_parent("table") is el and caption.get_text(strip=True):
+            if caption is not None and caption.get_text(strip=True):
                 blocks.append(Block(" ".join(caption.get_text(" ", strip=True).split()), where))
+            rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])] for tr in el.find_all("tr")]
             blocks.extend(table_blocks(rows, where))
         else:
             cells = el.find_all(["td", "th"]) if el.name == "tr" else []  # a row outside any table
@@ -852,6 +851,35 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
                 text = " | ".join(" ".join(c.get_text(" ", strip=True).split()) for c in cells)
             blocks.append(Block(text, where))
     return title, blocks, {}
+
+
+_LAYOUT_MARKERS = ["h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre"]
+
+
+def _own(table, names: list[str]) -> list:
+    return [el for el in table.find_all(names) if el.find_parent("table") is table]
+
+
+def _unwrap_layout_tables(soup) -> None:
+    """A table that lays out a page (a cell holds a heading, a list, a table, several paragraphs or a
+    long text: older municipal sites are built so) is not data: its cells are read as the page's own
+    blocks. Innermost first, so a data table inside a layout cell stays a table. A data table's cells may
+    hold one paragraph each (Word's HTML does), so one <p> is no sign of layout."""
+    for table in reversed(soup.find_all("table")):
+        cells = _own(table, ["td", "th"])
+        if not any(c.find(_LAYOUT_MARKERS) or len(c.find_all("p")) > 1 or len(c.get_text(" ", strip=True)) > 500
+                   for c in cells):
+            continue
+        for cell in cells:
+            if cell.find([*_LAYOUT_MARKERS, "p"]):
+                cell.unwrap()
+            else:
+                cell.name = "p"
+        for el in _own(table, ["caption"]):
+            el.name = "p"
+        for el in _own(table, ["thead", "tbody", "tfoot", "tr"]):
+            el.unwrap()
+        table.unwrap()
 
 
 def _iter_blocks(root) -> Iterator:

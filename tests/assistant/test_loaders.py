@@ -123,8 +123,8 @@ def test_docx_merged_cells_are_read_once(tmp_path):
 def test_html_tables_become_markdown_tables_and_chunk_under_their_header(tmp_path):
     rows = "".join(f"<tr><td>{2000 + i}</td><td>{'belopp ' * 30}{i} kronor</td></tr>" for i in range(30))
     page = (f"<html><body><h2>Belopp</h2><table><caption>Gränser per år</caption><thead><tr><th>År</th><th>Gräns"
-            f"</th></tr></thead><tbody>{rows}<tr><td>inre</td><td><table><tr><td>x</td><td>y</td></tr></table>"
-            f"</td></tr></tbody></table><table><tr><td>Bara en rad</td><td>för layout</td></tr></table>"
+            f"</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<table><tr><td>Bara en rad</td><td>för layout</td></tr></table>"
             f"</body></html>")
     path = tmp_path / "tabell.html"
     path.write_text(page, encoding="utf-8")
@@ -132,13 +132,31 @@ def test_html_tables_become_markdown_tables_and_chunk_under_their_header(tmp_pat
     caption, table, *layout = doc.blocks
     assert (caption.text, caption.section) == ("Gränser per år", "Belopp")
     header, body = table_parts(table.text)
-    assert header[0] == "| År | Gräns |" and len(body) == 31
-    assert body[-1] == "| inre | x y |"  # a nested table's text stays in its cell
+    assert header[0] == "| År | Gräns |" and len(body) == 30
     assert [b.text for b in layout] == ["Bara en rad", "för layout"]
     chunks = chunk_document(doc, lambda t: len(t.split()), 120, 120)
     parts = [c.text for c in chunks if "kronor" in c.text]
     assert len(parts) > 1 and parts[0].startswith("Gränser per år\n\n| År | Gräns |")
     assert all(("\n\n" + p).count("\n\n| År | Gräns |\n| --- | --- |\n| 20") == 1 for p in parts)
+
+
+def test_an_html_layout_table_is_read_as_the_page_it_lays_out(tmp_path):
+    page = ("<html><body><table><tr><td><ul><li>Start</li><li>Kontakt</li></ul></td><td><h2>Upphandling</h2>"
+            "<p>Kommunen får reservera kontrakt för arbetsintegrerande sociala företag.</p><p>Se vidare LOU.</p>"
+            "<table><tr><th>År</th><th>Gräns</th></tr><tr><td>2024</td><td>700 000 kronor</td></tr></table>"
+            "</td></tr></table>"
+            "<table><tr><td><p>Period</p></td><td><p>Gräns</p></td></tr>"  # Word's HTML: one <p> per cell
+            "<tr><td><p>2022–2023</p></td><td><p>700 000 kronor</p></td></tr></table></body></html>")
+    path = tmp_path / "layout.html"
+    path.write_text(page, encoding="utf-8")
+    got = [(b.text, b.section) for b in _load(path).blocks]
+    assert got == [
+        ("Start", ""), ("Kontakt", ""),
+        ("Kommunen får reservera kontrakt för arbetsintegrerande sociala företag.", "Upphandling"),
+        ("Se vidare LOU.", "Upphandling"),
+        ("| År | Gräns |\n| --- | --- |\n| 2024 | 700 000 kronor |", "Upphandling"),
+        ("| Period | Gräns |\n| --- | --- |\n| 2022–2023 | 700 000 kronor |", "Upphandling"),
+    ]
 
 
 def test_broken_docx_is_a_load_error(tmp_path):
