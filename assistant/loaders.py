@@ -786,11 +786,11 @@ def _docx(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
                 total += sum(len(c) for c in rows[-1])
                 if total > limits.max_chars:
                     raise _too_many_chars(limits)
-            blocks.extend(table_blocks(rows, " > ".join(h for _, h in stack)))
+            blocks.extend(_table_blocks(rows, " > ".join(h for _, h in stack)))
     return title, blocks, {}
 
 
-def table_blocks(rows: list[list[str]], section: str) -> list[Block]:
+def _table_blocks(rows: list[list[str]], section: str) -> list[Block]:
     """A DOCX or HTML table as one Markdown table, its first row the header. The chunker then treats it as
     it does a Markdown file's table: split by whole rows, each part under the header, so a row never
     reaches the models or a reader without its column names, and no row is quoted as an answer sentence.
@@ -844,7 +844,7 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
             if caption is not None and caption.get_text(strip=True):
                 blocks.append(Block(" ".join(caption.get_text(" ", strip=True).split()), where))
             rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])] for tr in el.find_all("tr")]
-            blocks.extend(table_blocks(rows, where))
+            blocks.extend(_table_blocks(rows, where))
         else:
             cells = el.find_all(["td", "th"]) if el.name == "tr" else []  # a row outside any table
             if cells:

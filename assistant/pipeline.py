@@ -118,12 +118,13 @@ class Assistant:
         """Name of the served index generation, None before the first build (one small file read)."""
         return current_name(self.settings.index_dir)
 
-    def check_store(self) -> None:
+    def check_store(self, generation: str | None = None) -> None:
         """Raise ChromaServerError when the Chroma server of ``ASSISTANT_CHROMA_URL`` does not answer or refuses
         the token now, CollectionMissingError when it answers without the served generation's collection (two
-        small requests, no model, no index opened); nothing to check for an embedded index."""
+        small requests, no model, no index opened); nothing to check for an embedded index. ``generation``:
+        the name the caller already read (the health check reports it), else CURRENT is read here."""
         if self.settings.chroma_url:
-            name = self.generation()  # the CURRENT file only: a health poll parses no manifest
+            name = generation or self.generation()  # the CURRENT file only: a health poll parses no manifest
             check_reachable(self.settings, self.settings.index_dir / name if name else None)
 
     def documents(self) -> list[Document]:

@@ -569,7 +569,7 @@ def router(assistant: Assistant, settings: Settings | None = None, concurrency: 
     def health() -> Response:
         name = served_generation()
         try:
-            assistant.check_store()
+            assistant.check_store(name)  # the generation reported below, not a second read of CURRENT
         except ChromaServerError as exc:
             raise _index_unavailable(exc) from exc
         except CollectionMissingError as exc:  # the server answers without the index: every question would fail
