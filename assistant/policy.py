@@ -339,7 +339,8 @@ class Year:
     last: int
 
 
-_YEAR = re.compile(r"(?<![\d:/])(1[5-9]\d\d|20\d\d)(-tal\w*|s\b)?(?![\d:/])", re.I)
+# "2022:s" is the Swedish genitive of a year, "1990s" and "1800-talet" a decade or century.
+_YEAR = re.compile(r"(?<![\d:/])(1[5-9]\d\d|20\d\d)(-tal\w*|:s\b|s\b)?(?![\d:/])", re.I)
 _BOUND = re.compile(r"\b(före|innan|efter|sedan|från|till|tills|fram till|senast|mellan|t\.o\.m\.|fr\.o\.m\.|"
                     r"before|after|since|from|until|by)\s*$", re.I)
 _PERIOD = re.compile(r"(?<![\d:/])(1[5-9]\d\d|20\d\d)(?:-\d\d-\d\d)?\s*[–—-]\s*(1[5-9]\d\d|20\d\d|\d\d)(?![\d:/])")
@@ -358,7 +359,7 @@ def asked_years(question: str) -> list[Year]:
                 or _AMOUNT.match(question, m.end())):  # "1500 kronor" is an amount
             continue
         year, suffix = int(m.group(1)), (m.group(2) or "").lower()
-        span = 1 if not suffix else (100 if year % 100 == 0 else 10)
+        span = 1 if suffix in ("", ":s") else (100 if year % 100 == 0 else 10)
         out.append(Year(m.group(0), year, year + span - 1))
     return out
 

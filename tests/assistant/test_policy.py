@@ -190,6 +190,8 @@ def test_asked_years_skip_bounds_and_asides():
     assert [(y.first, y.last) for y in asked_years("Vad hände på 1800-talet och på 1980-talet?")] == [
         (1800, 1899), (1980, 1989)]
     assert [y.text for y in asked_years("Vad gällde 2024–2025?")] == ["2024", "2025"]
+    assert [(y.first, y.last) for y in asked_years("Vem vann 2022:s tävling?")] == [(2022, 2022)]  # genitive
+    assert [(y.first, y.last) for y in asked_years("What happened in the 1990s?")] == [(1990, 1999)]
     for question in ("Vad gällde innan 2022?", "Vilken grupp har ökat sedan 1970?", "Vad gäller från 2026?",
                      "Vad säger lagen (2008:962)?", "Vilket ansvar har vården? (6 oktober 2021)",
                      "Vad kostar 1500 liter?", "Vad hände för 2000 år sedan?"):
@@ -205,6 +207,7 @@ def test_asked_years_skip_bounds_and_asides():
     ("… på 1500-talet?", "Felen rättades först på 1600-talet av Galileo.", False),
     ("… på 1600-talet?", "Felen rättades först 1638 av Galileo.", True),
     ("… 2018?", "Strategin fick pengar (källa: regeringen, 2018-05-02).", False),  # a note's date is not it
+    ("… 2022:s budget?", "I 2022:s budget fick nätverket 5 miljoner kronor.", True),
 ])
 def test_states_year(question, sentence, states):
     (year,) = asked_years(question)
