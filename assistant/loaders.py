@@ -843,7 +843,8 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
             caption = el.find("caption")
             if caption is not None and caption.get_text(strip=True):
                 blocks.append(Block(" ".join(caption.get_text(" ", strip=True).split()), where))
-            rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])] for tr in el.find_all("tr")]
+            rows = [[re.sub(r"(\s*;)+", ";", c.get_text(" ", strip=True)) for c in tr.find_all(["td", "th"])]
+                    for tr in el.find_all("tr")]
             blocks.extend(_table_blocks(rows, where))
         else:
             cells = el.find_all(["td", "th"]) if el.name == "tr" else []  # a row outside any table
@@ -853,7 +854,8 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
     return title, blocks, {}
 
 
-_LAYOUT_MARKERS = ["h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre"]
+_LAYOUT_MARKERS = ["h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre"]
+_CELL_BLOCKS = ["ul", "ol", "dl"]  # layout, unless the table has a header row over a regular grid
 
 
 def _own(table, names: list[str]) -> list:
@@ -867,11 +869,15 @@ def _unwrap_layout_tables(soup) -> None:
     hold one paragraph each (Word's HTML does), so one <p> is no sign of layout."""
     for table in reversed(soup.find_all("table")):
         cells = _own(table, ["td", "th"])
-        if not any(c.find(_LAYOUT_MARKERS) or len(c.find_all("p")) > 1 or len(c.get_text(" ", strip=True)) > 500
-                   for c in cells):
+        strong = any(c.find(_LAYOUT_MARKERS) or len(c.get_text(" ", strip=True)) > 500 for c in cells)
+        soft = any(c.find(_CELL_BLOCKS) or len(c.find_all("p")) > 1 for c in cells)
+        if not strong and (not soft or _header_grid(table)):
+            for cell in cells:  # a data table: a list in a cell reads "a; b; c"
+                for item in cell.find_all(["li", "dd", "p"])[:-1]:
+                    item.append(";")
             continue
         for cell in cells:
-            if cell.find([*_LAYOUT_MARKERS, "p"]):
+            if cell.find([*_LAYOUT_MARKERS, *_CELL_BLOCKS, "p"]):
                 cell.unwrap()
             else:
                 cell.name = "p"
@@ -880,6 +886,13 @@ def _unwrap_layout_tables(soup) -> None:
         for el in _own(table, ["thead", "tbody", "tfoot", "tr"]):
             el.unwrap()
         table.unwrap()
+
+
+def _header_grid(table) -> bool:
+    """A header row of <th> over rows of as many cells: a data table, whatever its cells hold."""
+    rows = [[c for c in tr.find_all(["td", "th"]) if c.find_parent("tr") is tr] for tr in _own(table, ["tr"])]
+    return (len(rows) > 1 and len(rows[0]) > 1 and all(c.name == "th" for c in rows[0])
+            and all(len(r) == len(rows[0]) for r in rows))
 
 
 def _iter_blocks(root) -> Iterator:

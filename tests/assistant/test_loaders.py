@@ -159,6 +159,19 @@ def test_an_html_layout_table_is_read_as_the_page_it_lays_out(tmp_path):
     ]
 
 
+def test_an_html_data_table_with_lists_in_its_cells_stays_a_table(tmp_path):
+    page = ("<html><body><table><tr><th>Kommun</th><th>Tjänster</th></tr>"
+            "<tr><td>Söderhamn</td><td><ul><li>Fruktkorgar</li><li>Tvätt</li></ul></td></tr>"
+            "<tr><td>Tierp</td><td><p>Städning</p><p>Catering</p></td></tr></table>"
+            "<table><tr><td>Meny</td><td><ul><li>Start</li><li>Kontakt</li></ul></td></tr></table>"  # no header row
+            "</body></html>")
+    path = tmp_path / "lista.html"
+    path.write_text(page, encoding="utf-8")
+    got = [b.text for b in _load(path).blocks]
+    assert got == ["| Kommun | Tjänster |\n| --- | --- |\n| Söderhamn | Fruktkorgar; Tvätt |\n"
+                   "| Tierp | Städning; Catering |", "Meny", "Start", "Kontakt"]
+
+
 def test_broken_docx_is_a_load_error(tmp_path):
     path = tmp_path / "trasig.docx"
     path.write_bytes(b"PK\x03\x04 inte en zip")
