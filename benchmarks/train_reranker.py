@@ -158,22 +158,21 @@ def single_positive(sentences: list[str], short: str) -> str | None:
     return holding[0] if len(holding) == 1 else None
 
 
-# Synthetic near misses (stop 21): a question whose name, year or number is swapped for one of the same
-# kind from elsewhere in the article that its paragraph lacks. The sentence that answered the original
-# is then the one to reject, the pair that the adversarial SQuAD questions teach too seldom (answerability
-# AUC 0.58-0.65 at stop 20). Only the paragraph's own sentences are negatives: another paragraph of the
-# article may answer the swapped question.
+# Synthetic near misses (--swap-share): a question whose name, year or number is swapped for one of the
+# same kind from elsewhere in the article that its paragraph lacks; the sentence that answered the original
+# is the one to reject. Only the paragraph's own sentences are negatives: another paragraph of the article
+# may answer the swapped question. Measured 2026-12-03 and off by default: no better answerability on the
+# dev sets (README "What did not help").
 _YEAR_TOKEN = re.compile(r"^(1[0-9]{3}|20[0-9]{2})$")
-_NUMBER_TOKEN = re.compile(r"^[0-9]+(?:[.,][0-9]+)?$")
 _NAME_RUN = re.compile(r"(?<![\w-])[A-ZÅÄÖÉ][\w-]*(?:\s+[A-ZÅÄÖÉ][\w-]*)*")
 
 
-def entities(text: str, skip_start: bool) -> list[tuple[str, str]]:
-    """(kind, surface) of the names, years and numbers in text; sentence-initial capitals are skipped."""
+def entities(text: str) -> list[tuple[str, str]]:
+    """(kind, surface) of the names, years and numbers in text; a sentence's first word is no name."""
     found = []
     for m in _NAME_RUN.finditer(text):
         before = text[: m.start()].rstrip()
-        if skip_start and (not before or before[-1] in ".!?:\n"):
+        if not before or before[-1] in ".!?:\n":
             continue
         if len(m.group()) > 2:
             found.append(("name", m.group()))
@@ -185,7 +184,7 @@ def entities(text: str, skip_start: bool) -> list[tuple[str, str]]:
 def swapped_question(question: str, gold: str, paragraph: str, pool: dict[str, list[str]],
                      rng: random.Random) -> str | None:
     """The question with one entity that the gold sentence holds replaced by one the paragraph lacks."""
-    mine = [(k, e) for k, e in entities(question, skip_start=True) if e in gold]
+    mine = [(k, e) for k, e in entities(question) if e in gold]
     rng.shuffle(mine)
     for kind, ent in mine:
         options = [o for o in pool.get(kind, ()) if o not in paragraph and o not in question
@@ -198,7 +197,7 @@ def swapped_question(question: str, gold: str, paragraph: str, pool: dict[str, l
 def entity_pool(texts: list[str]) -> dict[str, list[str]]:
     pool: dict[str, set[str]] = defaultdict(set)
     for t in texts:
-        for kind, ent in entities(t, skip_start=True):
+        for kind, ent in entities(t):
             pool[kind].add(ent)
     return {k: sorted(v) for k, v in pool.items()}
 

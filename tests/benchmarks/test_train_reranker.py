@@ -13,9 +13,9 @@ ARTICLE = [PARAGRAPH, "Uppsala universitet grundades 1477 av ärkebiskop Jakob U
 
 
 def test_entities_skip_a_sentence_initial_capital_and_tell_years_from_numbers():
-    assert entities("När grundades Stockholms högskola 1878 med 40 lärare?", skip_start=True) == [
+    assert entities("När grundades Stockholms högskola 1878 med 40 lärare?") == [
         ("name", "Stockholms"), ("year", "1878"), ("number", "40")]
-    assert ("name", "Uppsala") not in entities("Uppsala universitet grundades 1477.", skip_start=True)
+    assert ("name", "Uppsala") not in entities("Uppsala universitet grundades 1477.")
 
 
 def test_a_swap_takes_an_entity_the_gold_sentence_holds_and_one_the_paragraph_lacks():
@@ -26,7 +26,7 @@ def test_a_swap_takes_an_entity_the_gold_sentence_holds_and_one_the_paragraph_la
         swapped = swapped_question("När blev Stockholms högskola universitet 1960?", gold, PARAGRAPH, pool,
                                    random.Random(seed))
         assert swapped and swapped != "När blev Stockholms högskola universitet 1960?"
-        new = {e for _, e in entities(swapped, skip_start=True)} - {"Stockholms", "1960"}
+        new = {e for _, e in entities(swapped)} - {"Stockholms", "1960"}
         assert len(new) == 1 and all(e not in PARAGRAPH for e in new), swapped
         seen.add(swapped)
     # both the name and the year get swapped, each for one of its own kind
