@@ -42,11 +42,14 @@ _TRAILING = {"också", "även", "då", "too", "also"}
 
 
 def retrieval_query(question: str, history: Sequence[str]) -> str:
-    """The question, joined with the previous user question when it leans on it ("Och för bygg då?").
+    """The question, followed by the previous user question when it leans on it ("Och för bygg då?").
 
     A follow-up is recognised by its opening ("och", "men", "vad gäller"), a pronoun among its first
     words, a trailing "också"/"då", or being one or two words long. Anything else stands alone, so a new
-    topic is not dragged towards the old one."""
+    topic is not dragged towards the old one. The follow-up comes first because the relevance model
+    answers the question it reads first (and keeps only the first 48 tokens): with the previous question
+    first, four of the eval set's six follow-ups were led by the answer to the previous question
+    (2026-12-03; eval key facts 0.824 → 0.832, nDCG@10 0.773 → 0.777; the other sets have no history)."""
     if not history:
         return question
     tokens = words(question)
@@ -56,7 +59,7 @@ def retrieval_query(question: str, history: Sequence[str]) -> str:
         or bool(_PRONOUNS & set(tokens[:4]))
         or (bool(tokens) and tokens[-1] in _TRAILING)
     )
-    return f"{history[-1]} {question}" if elliptic else question
+    return f"{question} {history[-1]}" if elliptic else question
 
 
 class Assistant:
