@@ -843,6 +843,7 @@ def _html(path: Path, data: bytes, limits: Limits) -> tuple[str, list[Block], di
             caption = el.find("caption")
             if caption is not None and caption.get_text(strip=True):
                 blocks.append(Block(" ".join(caption.get_text(" ", strip=True).split()), where))
+            # the ";" that _unwrap_layout_tables put after a cell's list items, without the space before it
             rows = [[re.sub(r"(\s*;)+", ";", c.get_text(" ", strip=True)) for c in tr.find_all(["td", "th"])]
                     for tr in el.find_all("tr")]
             blocks.extend(_table_blocks(rows, where))
@@ -863,10 +864,11 @@ def _own(table, names: list[str]) -> list:
 
 
 def _unwrap_layout_tables(soup) -> None:
-    """A table that lays out a page (a cell holds a heading, a list, a table, several paragraphs or a
-    long text: older municipal sites are built so) is not data: its cells are read as the page's own
-    blocks. Innermost first, so a data table inside a layout cell stays a table. A data table's cells may
-    hold one paragraph each (Word's HTML does), so one <p> is no sign of layout."""
+    """A table that lays out a page (a cell holds a heading, a table or a long text; or a list or several
+    paragraphs when no header row of <th> sits over a regular grid: older municipal sites are built so) is
+    not data: its cells are read as the page's own blocks. Innermost first, so a data table inside a layout
+    cell stays a table. A data table's cells may hold one paragraph each (Word's HTML does), so one <p> is
+    no sign of layout; a data cell's list items and paragraphs get a ";" here, so the cell reads "a; b"."""
     for table in reversed(soup.find_all("table")):
         cells = _own(table, ["td", "th"])
         strong = any(c.find(_LAYOUT_MARKERS) or len(c.get_text(" ", strip=True)) > 500 for c in cells)

@@ -592,7 +592,8 @@ def train(args, folder: Path, run_dir: Path) -> dict:
     sq_items, st1 = squad_items(rng, args.swap_share)
     sw_items, st2 = swequad_items(rng, args.swap_share)
     items = sq_items + sw_items
-    weights = [1] * len(sq_items) + [args.swequad_repeat if it.positive else 1 for it in sw_items]
+    # SweQUAD-MC's human questions are repeated; its swapped copies (no positive) are not
+    weights = [1] * len(sq_items) + [args.swequad_repeat if it.positive is not None else 1 for it in sw_items]
     log(run_dir, f"items {json.dumps({**st1, **st2})}")
     squad_val = squad_eval("val", 0, args.seed)[0]
     if args.val_squad:  # a fixed sample keeps validation cheap on shared cores
