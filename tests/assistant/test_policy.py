@@ -256,10 +256,41 @@ def test_a_repeat_brings_no_figure_and_few_words_of_its_own(candidate, chosen, r
     assert policy._repeats(candidate, chosen) is repeats
 
 
-def test_a_repeated_fact_is_quoted_once_but_another_figure_is_kept():
+def test_a_repeated_fact_is_quoted_once_in_its_fullest_words():
     h, other = hit("a"), hit("b", rank=2, cid="c2")
     judged = [scored(h, 0, 0.9, "Gränsen är 700 000 kronor enligt LOU."),
-              scored(other, 0, 0.8, "Gränsen är 700 000 kronor enligt LOU sedan 2022."),  # 2022: a new figure
-              scored(other, 3, 0.8, "Gränsen är 700 000 kronor enligt LOU idag.")]  # the first fact again
+              scored(other, 0, 0.8, "Gränsen är 700 000 kronor enligt LOU sedan 2022."),  # the same, and a year
+              scored(other, 3, 0.8, "Gränsen är 700 000 kronor enligt LOU idag."),  # the first fact again
+              scored(other, 5, 0.7, "Gränsen var 615 312 kronor enligt LOU under 2021.")]  # another fact
     decision = decide([h, other], judged)
-    assert [(c.hit.chunk.id, c.index) for c in decision.sentences] == [("c1", 0), ("c2", 0)]
+    assert [(c.hit.chunk.id, c.index) for c in decision.sentences] == [("c2", 0), ("c2", 5)]
+
+
+def test_a_fuller_sentence_takes_the_lead_only_if_it_passes_the_question_rules(monkeypatch):
+    h, other = hit("a"), hit("b", rank=2, cid="c2")
+    judged = [scored(h, 0, 0.9, "Registreringen kostar 500 kronor hos Kammarkollegiet i Stockholm."),
+              scored(other, 0, 0.8, "Registreringen kostar 500 kronor hos Kammarkollegiet i Stockholm sedan 2019.")]
+    question = "Vad kostar registreringen?"
+    assert [c.hit.chunk.id for c in decide([h, other], judged, question).sentences] == ["c2"]
+    # A restatement holds the lead's figures, so it passes whatever rule the lead passed; should a rule ever
+    # read it otherwise, the lead stays.
+    monkeypatch.setattr(policy, "states_number", lambda kind, text: "sedan" not in text)
+    assert [c.hit.chunk.id for c in decide([h, other], judged, question).sentences] == ["c1"]
+
+
+@pytest.mark.parametrize(("candidate", "chosen", "restates"), [
+    # the same list told more fully: one quote is enough
+    ("De tolv kommunerna i SKR:s utvecklingsnätverk 2021–2022 var Laxå, Malmö och Umeå.",
+     "De tolv kommunerna i nätverket var Laxå, Malmö och Umeå.", True),
+    ("Gränsen är 700 000 kronor enligt LOU sedan 2022.", "Gränsen är 700 000 kronor enligt LOU.", True),
+    # the shorter one does not tell it more fully
+    ("Gränsen är 700 000 kronor enligt LOU.", "Gränsen är 700 000 kronor enligt LOU sedan 2022.", False),
+    # a figure of the chosen sentence missing: another fact
+    ("Gränsen är 615 312 kronor enligt LOU sedan 2022.", "Gränsen är 700 000 kronor enligt LOU.", False),
+    # much of its own to tell: quoted beside the chosen one
+    ("Gränsen är 700 000 kronor enligt LOU, men för bilaga 2-tjänster gäller tröskelvärdet som gräns i stället.",
+     "Gränsen är 700 000 kronor enligt LOU.", False),
+    ("", "Gränsen är 700 000 kronor.", False),
+])
+def test_restates(candidate, chosen, restates):
+    assert policy._restates(candidate, chosen) is restates
