@@ -182,7 +182,7 @@ class Assistant:
         t = time.perf_counter()
         k = k or self.settings.top_k
         query = retrieval_query(question, history)
-        result = self.retriever.search(query, k=max(k, policy.PASSAGES), mode=mode)
+        result = self.retriever.search(query, k=max(k, policy.PASSAGES + policy.READ_EXTRA), mode=mode)
         hits, _ = self._judge(query, result.hits, result.timings_ms)
         result.timings_ms["total"] = (time.perf_counter() - t) * 1000
         return hits[:k], result.timings_ms
@@ -206,7 +206,7 @@ class Assistant:
         query = retrieval_query(question, history)
         if not question:
             return self._refuse(question, [], "extractive"), []
-        read = max(self.settings.top_k, policy.PASSAGES)  # what the answer may draw on
+        read = max(self.settings.top_k, policy.PASSAGES + policy.READ_EXTRA)  # what the answer may draw on
         k = k or read
         # One retriever for the whole question: all hits come from the same index generation even if a
         # re-index switches generations meanwhile (and CURRENT is read once).

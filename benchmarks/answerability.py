@@ -141,7 +141,7 @@ def answerability_features(question: str, hits: Sequence[Hit], scored: Sequence[
         top - (policy.log_odds(second.score) if second else policy.log_odds(0.0)),
         math.log1p(sum(c.score >= 0.1 for c in scored)),
         best.hit.dense or 0.0,
-        max((h.dense or 0.0) for h in hits[:policy.PASSAGES]) if hits else 0.0,
+        max((h.dense or 0.0) for h in policy.read_passages(hits)) if hits else 0.0,
         fused,
         cover_sentence,
         cover_passage,

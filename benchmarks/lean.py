@@ -146,7 +146,8 @@ def relevance_figures(index_dir: Path) -> dict:
     questions = [json.loads(line) for line in
                  (ROOT / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     work = [(q["question"], policy.candidates(assistant.retriever.search(
-        retrieval_query(q["question"], q.get("history") or []), k=policy.PASSAGES).hits)) for q in questions]
+        retrieval_query(q["question"], q.get("history") or []), k=policy.PASSAGES + policy.READ_EXTRA).hits))
+            for q in questions]
     folder = build_reranker_dir(settings.model_cache)
     out: dict = {"relevance_pairs_per_question": float(np.mean([len(c) for _, c in work]))}
     for variant in ("onnx", "onnx-int8"):

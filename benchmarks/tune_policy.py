@@ -61,7 +61,7 @@ class Record:
 def record(assistant: Assistant, question: dict, passages: int = MAX_PASSAGES, max_pairs: int = MAX_PAIRS) -> Record:
     """One question's fused passages and scored candidate sentences, retrieved as `assistant ask` does."""
     query = retrieval_query(question["question"], question.get("history") or [])
-    hits = assistant.retriever.search(query, k=max(assistant.settings.top_k, passages)).hits
+    hits = assistant.retriever.search(query, k=max(assistant.settings.top_k, passages + policy.READ_EXTRA)).hits
     return Record(question, hits, assistant.scored_candidates(query, hits, passages=passages, max_pairs=max_pairs))
 
 
@@ -115,7 +115,7 @@ def run_policy(records: list[Record], constants: dict) -> dict:
         for r in records:
             hits = copy.deepcopy(r.hits)
             by_id = {h.chunk.id: h for h in hits}
-            top = {h.chunk.id for h in hits[: policy.PASSAGES]}
+            top = {h.chunk.id for h in policy.read_passages(hits)}
             kept = [c for c in r.candidates if c.hit.chunk.id in top][: policy.MAX_PAIRS]
             cands = [policy.Candidate(by_id[c.hit.chunk.id], c.index, c.text, c.score) for c in kept]
             ranked = policy.rerank(hits, cands)

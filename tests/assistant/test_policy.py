@@ -64,6 +64,24 @@ def test_candidates_come_from_the_top_passages_in_order_and_are_capped():
     assert len(candidates(hits, passages=4, max_pairs=3)) == 3
 
 
+def test_the_passages_read_include_the_best_by_cosine(monkeypatch):
+    monkeypatch.setattr(policy, "PASSAGES", 3)
+    monkeypatch.setattr(policy, "READ_EXTRA", 2)
+    monkeypatch.setattr(policy, "DENSE_READS", 2)
+    hits = [hit(f"Passage {i} säger något om frågan här.", score=10.0 - i, rank=i) for i in range(1, 8)]
+    for h, cosine in zip(hits, [0.85, 0.70, 0.60, 0.65, 0.90, 0.80, 0.95], strict=True):
+        h.dense = cosine
+    hits[1].dense = None  # found by BM25 only
+    # c5 (best cosine in the fused top 5) takes the place of the weakest fused passage, c3; c7 is outside
+    # the pool and c6 only third by cosine, so neither is read
+    assert [h.chunk.id for h in policy.read_passages(hits)] == ["c1", "c2", "c5"]
+    assert [c.hit.chunk.id for c in candidates(hits)] == ["c1", "c2", "c5"]
+    order = rerank(hits, [scored(hits[0], 0, 0.5), scored(hits[1], 0, 0.5), scored(hits[4], 0, 0.5)])
+    assert [h.chunk.id for h in order][:3] == ["c1", "c2", "c5"]  # c3, not read, falls behind c5
+    monkeypatch.setattr(policy, "DENSE_READS", 0)
+    assert [h.chunk.id for h in policy.read_passages(hits)] == ["c1", "c2", "c3"]
+
+
 def test_candidates_skip_headings_inside_a_passage():
     text = "Efter beslut\nBeslutet skickas till ambassaden som du valde. Ta med ditt pass när du hämtar det."
     found = candidates([hit(text)])
