@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install run index test test-fast lint bench eval clean
+.PHONY: install run index test test-fast lint bench eval screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +52,11 @@ eval: install
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/lean.py
+
+# the README's picture: the chat over the shipped corpus in Debian chromium (after a change that shows)
+screenshot: install
+	sh scripts/ensure-chromium.sh
+	$(PY) scripts/screenshot.py
 
 clean:
 	rm -rf $(VENV) index/gen-* index/CURRENT
