@@ -35,12 +35,14 @@ from assistant.types import Hit
 # is the mean over sets of key facts + refusal recall - false refusals (0.705 as shipped; the figure after
 # each alternative below is that objective). Per-set figures: README "Answer policy".
 PASSAGES = 8  # passages whose sentences are read; 6: 0.699, 10: 0.697 (and 59-word SweFAQ answers)
-DENSE_READS = 2  # of the fused top PASSAGES + READ_EXTRA, the DENSE_READS best by e5's cosine are read too,
-READ_EXTRA = 4  # in place of the weakest fused ones (see read_passages). tune_policy records of the fused top
-#   12 read whole (2026-12-03), 0 → 1, 2 or 3 dense reads (READ_EXTRA 2 or 4 alike): SweQUAD-MC dev key facts
-#   .873 → .881, nDCG@10 .879 → .885, R@1 .754 → .762; eval, SweQUAD-MC holdout, SQuAD-sv dev, SweFAQ dev
-#   unchanged (one answer and 2-13 top-10 lists changed per set, none for the worse by key fact). 2, not 1: the
-#   chat's starter "Vilka kommuner var med i utvecklingsnätverket?" has its list 10th fused and 2nd dense
+DENSE_READS = 2  # the best of the fused top PASSAGES + READ_EXTRA by e5's cosine (DENSE_READS) and by BM25
+LEXICAL_READS = 2  # (LEXICAL_READS) are always read, in place of the weakest fused ones (see read_passages).
+READ_EXTRA = 4  # tune_policy records of the fused top 12 read whole (2026-12-03), dense / lexical reads 0 / 0 →
+#   2 / 0 → 2 / 2: SweQUAD-MC dev key facts .873 → .881 → .897, nDCG@10 .879 → .885 → .888; holdout key facts
+#   .873 → .873 → .879; SQuAD-sv answerable refused .007 → .007 → 0; eval and SweFAQ dev unchanged. 1 / 2 is
+#   the same as 2 / 2, 0 / 2 loses SweQUAD-MC dev's nDCG gain, 2-3 / 3 and 2 / 4 refuse one SQuAD-sv
+#   unanswerable question fewer; READ_EXTRA 2 and 4 alike. 2 dense, not 1: the chat's starter "Vilka kommuner
+#   var med i utvecklingsnätverket?" has its list 10th fused and 2nd dense
 MAX_PAIRS = 36  # (question, sentence) pairs per question, the latency budget. 48 → 36 (2026-12-02): the same
 # figures on all four sets (records cut from a 48-pair collection), p95 pairs 48 → 36;
 # 32: SweQUAD-MC key facts .881 → .865
@@ -141,22 +143,23 @@ def can_answer(sentence: str) -> bool:
 
 def read_passages(hits: Sequence[Hit], passages: int | None = None) -> list[Hit]:
     """The passages whose sentences are read: the fused top ``passages``, except that the DENSE_READS best
-    of the fused top ``passages`` + READ_EXTRA by e5's cosine are always among them (each in place of the
-    weakest fused passage that is not one of them). Fusion can push the passage the question is about down
-    when BM25 prefers others that repeat its words ("Vilka kommuner var med" under "Vilka kommuner var med i
-    utvecklingsnätverket?" was 10th fused, 2nd dense); reading it costs no more pairs than reading the
-    10th fused would."""
+    by e5's cosine and the LEXICAL_READS best by BM25 of the fused top ``passages`` + READ_EXTRA are always
+    among them, each in place of the weakest fused passage that is not one of them. Fusion can push the
+    passage a question is about down: behind passages that repeat its words when BM25 prefers those ("Vilka
+    kommuner var med" for "Vilka kommuner var med i utvecklingsnätverket?" was 10th fused, 2nd by cosine), or
+    behind passages near in meaning when the words that matter are rare. Each retriever's best are read, as
+    rerankers read the union of their retrievers' heads; it costs no more pairs than reading the fused
+    ones it replaces."""
     passages = PASSAGES if passages is None else passages
     head = list(hits[:passages])
-    if DENSE_READS <= 0:
-        return head
     pool = list(hits[: passages + READ_EXTRA])
-    seen = [h for h in pool if h.dense is not None]
-    dense = sorted(seen, key=lambda h: -h.dense)[:DENSE_READS]
-    for h in dense:
+    dense = sorted((h for h in pool if h.dense is not None), key=lambda h: -h.dense)[:max(DENSE_READS, 0)]
+    lexical = sorted((h for h in pool if h.lexical is not None), key=lambda h: -h.lexical)[:max(LEXICAL_READS, 0)]
+    kept = dense + [h for h in lexical if h not in dense]
+    for h in kept:
         if h in head:
             continue
-        weakest = next((w for w in reversed(head) if w not in dense), None)
+        weakest = next((w for w in reversed(head) if w not in kept), None)
         if weakest is None:
             break
         head.remove(weakest)

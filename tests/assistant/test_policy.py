@@ -64,10 +64,11 @@ def test_candidates_come_from_the_top_passages_in_order_and_are_capped():
     assert len(candidates(hits, passages=4, max_pairs=3)) == 3
 
 
-def test_the_passages_read_include_the_best_by_cosine(monkeypatch):
+def test_the_passages_read_include_each_retrievers_best(monkeypatch):
     monkeypatch.setattr(policy, "PASSAGES", 3)
     monkeypatch.setattr(policy, "READ_EXTRA", 2)
     monkeypatch.setattr(policy, "DENSE_READS", 2)
+    monkeypatch.setattr(policy, "LEXICAL_READS", 0)
     hits = [hit(f"Passage {i} säger något om frågan här.", score=10.0 - i, rank=i) for i in range(1, 8)]
     for h, cosine in zip(hits, [0.85, 0.70, 0.60, 0.65, 0.90, 0.80, 0.95], strict=True):
         h.dense = cosine
@@ -78,7 +79,14 @@ def test_the_passages_read_include_the_best_by_cosine(monkeypatch):
     assert [c.hit.chunk.id for c in candidates(hits)] == ["c1", "c2", "c5"]
     order = rerank(hits, [scored(hits[0], 0, 0.5), scored(hits[1], 0, 0.5), scored(hits[4], 0, 0.5)])
     assert [h.chunk.id for h in order][:3] == ["c1", "c2", "c5"]  # c3, not read, falls behind c5
+    # BM25's best in the pool (c4) is read too, in place of the weakest fused passage neither retriever
+    # put first (c2); c1 and c5 stay, being dense's best two
+    for h, bm25 in zip(hits, [1.0, 2.0, None, 9.0, None, None, 12.0], strict=True):
+        h.lexical = bm25
+    monkeypatch.setattr(policy, "LEXICAL_READS", 1)
+    assert [h.chunk.id for h in policy.read_passages(hits)] == ["c1", "c4", "c5"]
     monkeypatch.setattr(policy, "DENSE_READS", 0)
+    monkeypatch.setattr(policy, "LEXICAL_READS", 0)
     assert [h.chunk.id for h in policy.read_passages(hits)] == ["c1", "c2", "c3"]
 
 
