@@ -155,17 +155,16 @@ def read_passages(hits: Sequence[Hit], passages: int | None = None) -> list[Hit]
     pool = list(hits[: passages + READ_EXTRA])
     dense = sorted((h for h in pool if h.dense is not None), key=lambda h: -h.dense)[:max(DENSE_READS, 0)]
     lexical = sorted((h for h in pool if h.lexical is not None), key=lambda h: -h.lexical)[:max(LEXICAL_READS, 0)]
-    kept = dense + [h for h in lexical if h not in dense]
-    for h in kept:
-        if h in head:
+    kept = {h.chunk.id: h for h in dense + lexical}
+    for cid, h in kept.items():
+        if any(w.chunk.id == cid for w in head):
             continue
-        weakest = next((w for w in reversed(head) if w not in kept), None)
+        weakest = next((w for w in reversed(head) if w.chunk.id not in kept), None)
         if weakest is None:
             break
-        head.remove(weakest)
-        head.append(h)
-    order = {id(h): i for i, h in enumerate(hits)}
-    return sorted(head, key=lambda h: order[id(h)])
+        head[head.index(weakest)] = h
+    order = {h.chunk.id: i for i, h in enumerate(hits)}
+    return sorted(head, key=lambda h: order[h.chunk.id])
 
 
 def candidates(hits: Sequence[Hit], passages: int | None = None, max_pairs: int | None = None) -> list[Candidate]:
