@@ -39,7 +39,8 @@ DENSE_READS = 2  # the best of the fused top PASSAGES + READ_EXTRA by e5's cosin
 LEXICAL_READS = 2  # (LEXICAL_READS) are always read, in place of the weakest fused ones (see read_passages).
 READ_EXTRA = 4  # tune_policy records of the fused top 12 read whole (2026-12-03), dense / lexical reads 0 / 0 →
 #   2 / 0 → 2 / 2: SweQUAD-MC dev key facts .873 → .881 → .897, nDCG@10 .879 → .885 → .888; holdout key facts
-#   .873 → .873 → .879; SQuAD-sv answerable refused .007 → .007 → 0; eval and SweFAQ dev unchanged. 1 / 2 is
+#   .873 → .873 → .879; SQuAD-sv answerable refused .007 → .007 → 0 (all 1 843: key facts .866 → .866 → .865,
+#   answerable refused .011 → .011 → .010, the rest equal); eval and SweFAQ dev unchanged. 1 / 2 is
 #   the same as 2 / 2, 0 / 2 loses SweQUAD-MC dev's nDCG gain, 2-3 / 3 and 2 / 4 refuse one SQuAD-sv
 #   unanswerable question fewer; READ_EXTRA 2 and 4 alike. 2 dense, not 1: the chat's starter "Vilka kommuner
 #   var med i utvecklingsnätverket?" has its list 10th fused and 2nd dense
