@@ -288,18 +288,18 @@ def decide(hits: list[Hit], scored: list[Candidate], question: str = "") -> Deci
     budget = size(best)
 
     def room(c: Candidate) -> bool:
-        return (len(chosen) < MAX_SENTENCES and budget + size(c) <= MAX_WORDS
-                and not any(_repeats(c.text, d.text) for d in chosen))
+        return len(chosen) < MAX_SENTENCES and budget + size(c) <= MAX_WORDS
+
+    def repeated(c: Candidate) -> bool:
+        return any(_repeats(c.text, d.text) for d in chosen)
 
     follower = next((c for c in scored if c.hit.chunk.id == best.hit.chunk.id and c.index == best.index + 1), None)
-    if follower is not None and follower.score >= CONTEXT_THRESHOLD and room(follower):
+    if follower is not None and follower.score >= CONTEXT_THRESHOLD and not repeated(follower) and room(follower):
         chosen.append(follower)
         budget += size(follower)
     floor = max(SUPPORT_THRESHOLD, best.score - SUPPORT_MARGIN)
     for c in ranked:
-        if c in chosen or c.score < floor:
-            continue
-        if any(_repeats(c.text, d.text) for d in chosen):
+        if c in chosen or c.score < floor or repeated(c):
             continue
         fuller = next((i for i, d in enumerate(chosen) if _restates(c.text, d.text)), None)
         if fuller is not None:  # the same fact told more fully: quoted once, in the fuller words
